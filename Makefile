@@ -1,0 +1,57 @@
+# The README's commands. Everything runs in .venv, created on first use from requirements.txt.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+HTML   := _build/html
+
+.PHONY: book test lab export execute check-export unit notebooks strict-book site clean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+## book: build the website from the chapters' stored outputs into _build/html
+book: $(STAMP)
+	$(BIN)/jupyter-book build .
+	@echo
+	@echo "The book is built. Open this file in a browser:"
+	@echo "  $(CURDIR)/$(HTML)/index.html"
+
+## test: export check, unit tests, strict nbval, strict book build, rendered-site check
+test: check-export unit notebooks strict-book site
+
+check-export: $(STAMP)
+	$(BIN)/python tools/export.py --check
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+notebooks: $(STAMP)
+	$(BIN)/python -m pytest book
+
+strict-book: $(STAMP)
+	rm -rf _build
+	$(BIN)/jupyter-book build --all -W -n --keep-going .
+
+site: $(STAMP)
+	$(BIN)/python tools/check_site.py $(HTML)
+
+## lab: open the chapters in JupyterLab with ppl importable
+lab: $(STAMP)
+	$(BIN)/jupyter lab book
+
+## export: write src/ppl from the chapters' exported cells
+export:
+	$(PYTHON) tools/export.py
+
+## execute: re-run every chapter in place to refresh its stored outputs
+execute: $(STAMP)
+	$(BIN)/python tools/execute.py
+
+
+clean:
+	rm -rf _build api
