@@ -1,0 +1,38 @@
+"""Distributions (chapter 4): every ``torch.distributions`` class with Pyro's conveniences.
+
+Hand-written: it states the subpackage's public API. The modules beside it are generated from
+``book/04_distributions.ipynb`` by ``tools/export.py``.
+
+- ``ppl.distributions.core``: ``TorchDistributionMixin`` (``.to_event``, ``.mask``, ``.expand_by``,
+  calling a distribution to sample), ``TorchDistribution``, ``MaskedDistribution``, and every public
+  ``torch.distributions`` class re-exported under its own name as a subclass with the mixin
+  (``Normal``, ``Independent``, ``Dirichlet``, ...; the mapping ``WRAPPED`` lists them).
+- ``ppl.distributions.delta``: ``Delta``, a point mass.
+- ``ppl.distributions.constraints``: ``torch.distributions.constraints``, under Pyro's name.
+
+Use it as Pyro's ``pyro.distributions``::
+
+    import ppl.distributions as dist
+    dist.Normal(0.0, 1.0).expand([3]).to_event(1)
+"""
+
+from torch.distributions import biject_to, kl_divergence, register_kl, transform_to, transforms
+
+from ppl.distributions import constraints
+from ppl.distributions.core import (
+    WRAPPED,
+    Distribution,
+    MaskedDistribution,
+    TorchDistribution,
+    TorchDistributionMixin,
+)
+from ppl.distributions.delta import Delta
+
+# Normal, Independent, Dirichlet, ...: every torch distribution class, wrapped, under its own name.
+globals().update(WRAPPED)
+
+__all__ = [
+    "Delta", "Distribution", "MaskedDistribution", "TorchDistribution", "TorchDistributionMixin",
+    "constraints", "transforms", "kl_divergence", "register_kl", "transform_to", "biject_to",
+    *sorted(WRAPPED),
+]

@@ -1,0 +1,22 @@
+"""Inference: Monte Carlo ELBO estimators (chapter 5) and gradient estimators (chapter 6).
+
+Hand-written: it states the subpackage's public API. The modules beside it are generated from the
+chapters by ``tools/export.py``.
+"""
+
+# Not the function ``elbo``: that name stays the module ``ppl.infer.elbo``, as in Pyro.
+from ppl.infer.elbo import elbo_estimate, elbo_samples, kl_mc, mean_and_stderr
+from ppl.infer.estimators import (
+    MovingAverageBaseline,
+    enumerated_expectation,
+    gradient_samples,
+    pathwise_surrogate,
+    score_function_surrogate,
+    surrogate_term,
+)
+
+__all__ = [
+    "elbo_estimate", "elbo_samples", "kl_mc", "mean_and_stderr",
+    "MovingAverageBaseline", "enumerated_expectation", "gradient_samples", "pathwise_surrogate",
+    "score_function_surrogate", "surrogate_term",
+]

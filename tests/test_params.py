@@ -1,0 +1,259 @@
+"""ppl.params (chapter 4): constrained round trips, the store's semantics, errors, save/load, gradients.
+
+Independent answers: the closed forms of each transform and its derivative, and Pyro's param store.
+"""
+
+import math
+import warnings
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch.distributions import transform_to
+
+import ppl.params as params
+from ppl.distributions import constraints
+from ppl.params import (
+    ParamStore,
+    clear_param_store,
+    constraint_from_spec,
+    constraint_to_spec,
+    get_param_store,
+    same_constraint,
+)
+
+with warnings.catch_warnings():  # tqdm (imported by Pyro) warns when ipywidgets is missing
+    warnings.simplefilter("ignore")
+    import pyro
+
+t = torch.tensor
+unconstrained = st.lists(st.floats(-3.0, 3.0), min_size=4, max_size=4).map(torch.tensor)
+
+# name -> (constraint, closed-form map from u of shape (4,) to theta, canonical T^-1(T(u)))
+CONSTRAINTS = {
+    "real": (constraints.real, lambda u: u, lambda u: u),
+    "positive": (constraints.positive, torch.exp, lambda u: u),
+    "unit_interval": (constraints.unit_interval, torch.sigmoid, lambda u: u),
+    "interval": (constraints.interval(-1.0, 3.0), lambda u: -1.0 + 4.0 * torch.sigmoid(u), lambda u: u),
+    "simplex": (constraints.simplex, lambda u: torch.softmax(u, -1), lambda u: u - torch.logsumexp(u, -1)),
+    "lower_cholesky": (constraints.lower_cholesky,
+                       lambda u: torch.tril(u.reshape(2, 2), -1) + torch.diag(torch.exp(u.reshape(2, 2).diag())),
+                       lambda u: torch.tril(u.reshape(2, 2))),
+}
+
+
+def shaped(name: str, u: torch.Tensor) -> torch.Tensor:
+    return u.reshape(2, 2) if name == "lower_cholesky" else u
+
+
+@pytest.mark.parametrize("name", sorted(CONSTRAINTS))
+@given(u=unconstrained)
+def test_constrained_round_trip(name, u):
+    constraint, by_hand, canonical = CONSTRAINTS[name]
+    T = transform_to(constraint)
+    theta = T(shaped(name, u))
+    assert torch.allclose(theta, by_hand(u), atol=1e-6)
+    assert bool(constraint.check(theta).all())
+    assert torch.allclose(T(T.inv(theta)), theta, atol=1e-5)  # what the store relies on
+    assert torch.allclose(T.inv(theta), canonical(shaped(name, u)), atol=1e-4)  # inverse recovers u
+
+
+@pytest.mark.parametrize("name", sorted(CONSTRAINTS))
+@given(u=unconstrained)
+def test_store_keeps_the_unconstrained_value_and_returns_the_constrained_one(name, u):
+    constraint, by_hand, canonical = CONSTRAINTS[name]
+    theta = by_hand(u)
+    store = ParamStore()
+    value = store.get_param("p", theta, constraint=constraint)
+    leaf = dict(store.named_parameters())["p"]
+    assert leaf.is_leaf and leaf.requires_grad
+    assert torch.allclose(leaf, canonical(shaped(name, u)), atol=1e-4)
+    assert torch.allclose(value, theta, atol=1e-5) and bool(constraint.check(value).all())
+    assert value.unconstrained() is leaf
+
+
+@pytest.mark.parametrize("constraint, derivative", [
+    (constraints.real, lambda u: torch.ones_like(u)),
+    (constraints.positive, torch.exp),
+    (constraints.unit_interval, lambda u: torch.sigmoid(u) * (1 - torch.sigmoid(u))),
+    (constraints.interval(-1.0, 3.0), lambda u: 4 * torch.sigmoid(u) * (1 - torch.sigmoid(u))),
+])
+def test_gradients_flow_to_the_unconstrained_leaf(constraint, derivative):
+    store = ParamStore()
+    store.get_param("p", t([0.2, 0.5, 0.9]), constraint=constraint).sum().backward()
+    leaf = dict(store.named_parameters())["p"]
+    assert torch.allclose(leaf.grad, derivative(leaf.detach()))
+
+
+def test_simplex_gradient_reaches_the_leaf():
+    store = ParamStore()
+    w = store.get_param("w", t([0.2, 0.3, 0.5]), constraint=constraints.simplex)
+    (w * t([1.0, 2.0, 3.0])).sum().backward()
+    leaf = dict(store.named_parameters())["w"]
+    expected = w.detach() * (t([1.0, 2.0, 3.0]) - (w.detach() * t([1.0, 2.0, 3.0])).sum())
+    assert torch.allclose(leaf.grad, expected)
+
+
+def test_real_param_is_the_leaf_itself_and_init_is_copied():
+    store = ParamStore()
+    init = t([1.0, 2.0])
+    loc = store.get_param("loc", init)
+    assert loc is dict(store.named_parameters())["loc"] and loc.is_leaf and loc.requires_grad
+    with torch.no_grad():
+        loc += 1.0
+    assert init.tolist() == [1.0, 2.0] and not init.requires_grad
+
+
+def test_store_semantics():
+    store = ParamStore()
+    assert len(store) == 0 and "a" not in store
+    a = store.get_param("a", t(1.0), constraint=constraints.positive)
+    b = store.get_param("b", lambda: torch.zeros(2))
+    assert store.get_param("a", t(7.0), constraint=constraints.positive).item() == a.item() == 1.0
+    assert store.get_param("a").item() == 1.0 and store["a"].item() == 1.0
+    assert torch.equal(b, torch.zeros(2))
+    assert list(store) == ["a", "b"] and list(store.keys()) == ["a", "b"] and len(store) == 2
+    assert "a" in store and "c" not in store
+    assert [name for name, _ in store.items()] == ["a", "b"]
+    assert torch.allclose(dict(store.items())["a"], t(1.0))
+    assert torch.allclose(dict(store.named_parameters())["a"], t(0.0))  # log 1
+    assert [v.shape for v in store.values()] == [(), (2,)]
+    assert store.constraint("a") is constraints.positive
+    del store["a"]
+    assert list(store) == ["b"]
+    store.clear()
+    assert len(store) == 0 and list(store) == []
+
+
+def test_missing_param_error_names_the_param():
+    store = ParamStore()
+    with pytest.raises(KeyError, match="'scale'.*init_tensor"):
+        store.get_param("scale")
+    with pytest.raises(KeyError, match="'scale'"):
+        store["scale"]
+    with pytest.raises(KeyError, match="'scale'"):
+        del store["scale"]
+
+
+def test_incompatible_redeclaration_is_an_error():
+    store = ParamStore()
+    store.get_param("scale", t(1.0), constraint=constraints.positive)
+    with pytest.raises(ValueError, match="'scale'.*GreaterThan.*Interval"):
+        store.get_param("scale", t(0.5), constraint=constraints.unit_interval)
+    with pytest.raises(ValueError, match="'scale'"):
+        store.get_param("scale", constraint=constraints.simplex)
+    store.get_param("p", t(0.5), constraint=constraints.interval(0.0, 2.0))
+    assert store.get_param("p", t(1.5), constraint=constraints.interval(0.0, 2.0)).item() == 0.5
+    with pytest.raises(ValueError, match="'p'"):
+        store.get_param("p", t(0.5), constraint=constraints.interval(0.0, 3.0))
+
+
+def test_init_outside_the_support_or_not_float_is_an_error():
+    store = ParamStore()
+    with pytest.raises(ValueError, match="'rate'.*outside"):
+        store.get_param("rate", t(-1.0), constraint=constraints.positive)
+    with pytest.raises(ValueError, match="'w'"):
+        store.get_param("w", t([0.5, 0.6]), constraint=constraints.simplex)
+    with pytest.raises(TypeError, match="'n'.*floating"):
+        store.get_param("n", t(3))
+    assert len(store) == 0
+
+
+def test_same_constraint():
+    assert same_constraint(constraints.interval(0.0, 1.0), constraints.interval(0.0, 1.0))
+    assert same_constraint(constraints.unit_interval, constraints.interval(0.0, 1.0))
+    assert not same_constraint(constraints.interval(0.0, 1.0), constraints.interval(0.0, 2.0))
+    assert not same_constraint(constraints.positive, constraints.nonnegative)
+    assert same_constraint(constraints.greater_than(t([1.0, 2.0])), constraints.greater_than(t([1.0, 2.0])))
+    assert not same_constraint(constraints.greater_than(t([1.0, 2.0])), constraints.greater_than(t([1.0, 3.0])))
+    assert same_constraint(constraints.independent(constraints.positive, 1),
+                           constraints.independent(constraints.positive, 1))
+    assert not same_constraint(constraints.independent(constraints.positive, 1),
+                               constraints.independent(constraints.real, 1))
+
+
+@pytest.mark.parametrize("constraint", [
+    constraints.real, constraints.positive, constraints.unit_interval, constraints.simplex,
+    constraints.lower_cholesky, constraints.interval(-2.0, 5.0), constraints.greater_than(3.0),
+    constraints.interval(t([0.0, 1.0]), t([2.0, 4.0])), constraints.independent(constraints.positive, 1),
+    constraints.real_vector, constraints.positive_definite, constraints.half_open_interval(0.0, 1.0),
+], ids=repr)
+def test_constraint_spec_round_trip(constraint):
+    spec = constraint_to_spec(constraint)
+    rebuilt = constraint_from_spec(spec)
+    assert same_constraint(rebuilt, constraint)
+    if isinstance(spec, dict) and "args" not in spec:
+        assert rebuilt is constraint
+
+
+def test_constraint_spec_errors():
+    class Custom(constraints.Constraint):
+        pass
+
+    with pytest.raises(ValueError, match="cannot describe"):
+        constraint_to_spec(Custom())
+    with pytest.raises(ValueError, match="unknown constraint"):
+        constraint_from_spec({"name": "os.system"})
+
+
+def test_save_load_round_trip(tmp_path):
+    store = ParamStore()
+    store.get_param("loc", t([0.5, -1.0]))
+    store.get_param("scale", t(2.0), constraint=constraints.positive)
+    store.get_param("p", t(0.25), constraint=constraints.interval(0.0, 0.5))
+    store.get_param("w", t([0.2, 0.8]), constraint=constraints.simplex)
+    store.get_param("L", t([[2.0, 0.0], [0.3, 1.0]]), constraint=constraints.lower_cholesky)
+    store.get_param("b", t([1.5, 3.0]), constraint=constraints.interval(t([1.0, 2.0]), t([2.0, 4.0])))
+    path = tmp_path / "params.pt"
+    store.save(path)
+    raw = torch.load(path, weights_only=True)  # plain data only: no pickled constraint objects
+    assert raw["constraints"]["p"] == {"name": "interval", "args": [0.0, 0.5]}
+    loaded = ParamStore()
+    loaded.load(path)
+    assert list(loaded) == list(store)
+    for name in store:
+        assert torch.allclose(loaded[name], store[name])
+        assert same_constraint(loaded.constraint(name), store.constraint(name))
+        leaf = dict(loaded.named_parameters())[name]
+        assert leaf.is_leaf and leaf.requires_grad
+    assert loaded.constraint("scale") is constraints.positive
+
+
+def test_get_state_set_state_round_trip_keeps_the_leaves():
+    store = ParamStore()
+    store.get_param("scale", t(2.0), constraint=constraints.positive)
+    state = store.get_state()
+    assert set(state) == {"params", "constraints"}
+    other = ParamStore()
+    other.set_state(state)
+    assert dict(other.named_parameters())["scale"] is dict(store.named_parameters())["scale"]
+    assert other.constraint("scale") is constraints.positive
+    with pytest.raises(ValueError):
+        other.set_state({"params": {}})
+    with pytest.raises(ValueError):
+        other.set_state({"params": {"x": t(1.0)}, "constraints": {}})
+
+
+def test_global_store():
+    clear_param_store()
+    get_param_store().get_param("g", t(1.0))
+    assert "g" in get_param_store() and get_param_store() is params.get_param_store()
+    clear_param_store()
+    assert len(get_param_store()) == 0
+    assert params.ParamStoreDict is ParamStore
+
+
+@pytest.mark.parametrize("name", sorted(CONSTRAINTS))
+def test_same_values_as_pyros_param_store(name):
+    constraint, by_hand, _ = CONSTRAINTS[name]
+    theta = by_hand(t([0.3, -1.2, 2.0, 0.7]))
+    pyro.clear_param_store()
+    theirs = pyro.param("p", theta, constraint=constraint)
+    ours = ParamStore().get_param("p", theta, constraint=constraint)
+    assert torch.allclose(ours, theirs)
+    store = ParamStore()
+    store.get_param("p", theta, constraint=constraint)
+    assert torch.allclose(dict(store.named_parameters())["p"],
+                          dict(pyro.get_param_store().named_parameters())["p"])
+    pyro.clear_param_store()
