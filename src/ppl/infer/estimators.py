@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -12,13 +12,16 @@ from torch.distributions import Distribution
 def pathwise_surrogate(f: Callable[[Tensor], Tensor], q: Distribution, num_samples: int = 1) -> Tensor:
     """Monte Carlo estimate of E_q[f(z)] whose gradient is the pathwise (reparameterised) gradient.
 
-    Draws ``z = q.rsample((num_samples,))`` and returns ``f(z).sum() / num_samples``: the average
-    over draws of the total cost. Autograd differentiates through the draws, and through ``f``'s own
-    dependence on the parameters if it has one. Raises ``ValueError`` when ``q`` has no ``rsample``.
+    Draws ``z = q.rsample((num_samples,))`` and returns ``f(z).sum() / num_samples``, a scalar: the
+    average over draws of the total cost. Autograd differentiates through the draws, and through
+    ``f``'s own dependence on the parameters if it has one.
 
     >>> mu = torch.tensor(1.0, requires_grad=True)
     >>> loss = pathwise_surrogate(lambda z: z ** 2, torch.distributions.Normal(mu, 1.0), 1000)
     >>> loss.backward()  # mu.grad is now an estimate of d/dmu (mu^2 + 1) = 2
+
+    Raises:
+        ValueError: if ``q`` has no ``rsample``; use :func:`score_function_surrogate` instead.
     """
     if not q.has_rsample:
         raise ValueError(f"{type(q).__name__} has no rsample, so there is no path from its parameters "
@@ -48,6 +51,9 @@ def gradient_samples(surrogate: Callable[..., Tensor], params: Sequence[Tensor],
     >>> (g_mu,) = gradient_samples(estimate, [torch.tensor(1.0)], num_draws=10_000)
     >>> g_mu.shape  # g_mu.mean() is close to 2
     torch.Size([10000])
+
+    Raises:
+        ValueError: if ``surrogate`` does not return a scalar.
     """
     copies = [p.detach().expand(num_draws, *p.shape).clone().requires_grad_() for p in params]
     value = surrogate(*copies)
@@ -60,12 +66,13 @@ from torch import Tensor
 
 
 def surrogate_term(log_q: Tensor, cost: Tensor, baseline: float | Tensor | None = None) -> Tensor:
-    """The score-function term for one sample site: zero in value, (cost - baseline) * score in gradient.
+    """Score-function term for one sample site: zero in value, ``(cost - baseline) * score`` in gradient.
 
-    Returns ``(log_q - log_q.detach()) * (cost - baseline).detach()``, broadcast. Its value is exactly
-    zero, so adding it to an objective leaves the reported number unchanged; its gradient is
-    ``(cost - baseline) * grad(log_q)``. ``log_q`` is the log-density of draws from the guide,
-    ``cost`` what they led to. ``baseline`` must not depend on those draws, or the gradient is biased.
+    ``log_q`` is the log-density of draws from the guide, ``cost`` what they led to. Returns
+    ``(log_q - log_q.detach()) * (cost - baseline).detach()``, with the shape of ``log_q`` and
+    ``cost`` broadcast together. Its value is exactly zero, so adding it to an objective leaves the
+    reported number unchanged; its gradient is ``(cost - baseline) * grad(log_q)``, and no gradient
+    flows into ``cost``. ``baseline`` must not depend on the draws, or the gradient is biased.
 
     >>> phi = torch.tensor(0.3, requires_grad=True)
     >>> q = torch.distributions.Bernoulli(logits=phi)
@@ -99,17 +106,23 @@ def score_function_surrogate(f: Callable[[Tensor], Tensor], q: Distribution, num
                              baseline: float | Tensor | None = None) -> Tensor:
     """Monte Carlo estimate of E_q[f(z)] whose gradient is the score-function (REINFORCE) gradient.
 
-    Draws ``z = q.sample((num_samples,))`` (no gradient through the draws) and returns the value
-    ``f(z).sum() / num_samples`` plus ``surrogate_term(log q(z), f(z), baseline)``, which is zero. The
-    gradient is the average of ``grad f(z) + (f(z) - baseline) * grad log q(z)``. ``f(z)`` has shape
-    ``(num_samples,)``, one cost per draw, or ``(num_samples, *q.batch_shape)``, one cost per
-    independent latent, paired with that latent's score only (Rao-Blackwellisation). ``baseline`` is a
-    constant broadcastable to the cost; for a ``MovingAverageBaseline`` pass its ``value``.
+    Draws ``z = q.sample((num_samples,))`` (no gradient through the draws) and returns a scalar: the
+    value ``f(z).sum() / num_samples`` plus ``surrogate_term(log q(z), f(z), baseline)``, which is
+    zero. Its gradient is the average of ``grad f(z) + (f(z) - baseline) * grad log q(z)``.
+
+    ``f(z)`` has shape ``(num_samples,)``, one cost per draw, or ``(num_samples, *q.batch_shape)``,
+    one cost per independent latent, paired with that latent's score only (Rao-Blackwellisation).
+    In between, a cost of shape ``(num_samples, *q.batch_shape[:k])`` is paired with the summed
+    score of the latents it covers. ``baseline`` is a constant broadcastable to the cost; for a
+    :class:`MovingAverageBaseline` pass its ``value``.
 
     >>> phi = torch.zeros(3, requires_grad=True)
     >>> cost = torch.tensor([1.0, 2.0, 3.0])
     >>> loss = score_function_surrogate(lambda z: cost[z], torch.distributions.Categorical(logits=phi), 100)
     >>> loss.backward()  # phi.grad estimates the gradient of softmax(phi) @ cost
+
+    Raises:
+        ValueError: if ``f(z)`` has none of these shapes.
     """
     z = q.sample((num_samples,))
     cost = f(z)
@@ -124,16 +137,19 @@ from torch.distributions import Distribution
 
 
 def enumerated_expectation(f: Callable[[Tensor], Tensor], q: Distribution) -> Tensor:
-    """Exact E_q[f(z)] for a discrete ``q``, by summing over every state; differentiable in q's parameters.
+    """Exact E_q[f(z)] for a discrete ``q``, summed over all states; differentiable in q's parameters.
 
     ``q.enumerate_support()`` has shape ``(K, *q.batch_shape)``; ``f`` must return one cost per
-    state and latent, of that same shape (each latent of the batch is independent, so the expectation
-    of their total is a sum of per-latent sums). Pyro enumerates inside inference instead, in
-    ``TraceEnum_ELBO``.
+    state and latent, of that same shape. Returns a scalar: the expectation of the total cost over
+    the batch, which is the sum of the per-latent expectations, since the latents are independent.
+    Pyro enumerates inside inference instead, in ``TraceEnum_ELBO``.
 
     >>> phi = torch.zeros(2, requires_grad=True)
     >>> enumerated_expectation(lambda z: z.float(), torch.distributions.Categorical(logits=phi))
     tensor(0.5000, grad_fn=<SumBackward0>)
+
+    Raises:
+        ValueError: if ``f`` returns a different shape.
     """
     support = q.enumerate_support(expand=True)
     costs = f(support)
@@ -154,14 +170,21 @@ class MovingAverageBaseline:
     ``value`` is the baseline to use for this step's draws; after the step, ``update(cost)`` sets
     ``value = beta * value + (1 - beta) * cost``, where ``cost`` is the step's average cost (a number,
     or a tensor with one entry per latent). Always use the value from before the update: a baseline
-    that depends on the draws it is paired with biases the gradient. Like Pyro's
-    ``use_decaying_avg_baseline`` (with ``baseline_beta``), the average starts at ``init = 0``.
+    that depends on the draws it is paired with biases the gradient. This is Pyro's
+    ``use_decaying_avg_baseline``, with ``beta`` as its ``baseline_beta``.
 
     >>> baseline = MovingAverageBaseline(beta=0.5)
     >>> baseline.update(torch.tensor(4.0))
     tensor(2.)
     >>> baseline.update(torch.tensor(4.0))
     tensor(3.)
+
+    Args:
+        beta: the share of the old value that each update keeps, in ``[0, 1)``.
+        init: the starting value; zero by default, as in Pyro.
+
+    Raises:
+        ValueError: if ``beta`` lies outside ``[0, 1)``.
     """
 
     def __init__(self, beta: float = 0.9, init: float | Tensor = 0.0) -> None:
