@@ -96,7 +96,8 @@ def elbo(log_joint: Callable[[torch.Tensor], torch.Tensor], guide: Distribution,
     Differentiable in the guide's parameters when the guide has ``rsample``: maximise it (minimise
     ``-elbo``) to fit the guide. For a guide without ``rsample`` the value is right but its gradient
     is not the ELBO's gradient: it misses the score-function term (chapter 6). Pyro's
-    ``Trace_ELBO(num_particles=S).loss`` is ``-elbo(..., S)`` for a model and guide written as programs.
+    ``Trace_ELBO(num_particles=S).loss(model, guide)`` computes the same estimate of ``-elbo``, for a
+    model and guide written as programs.
 
     >>> from torch.distributions import Normal
     >>> loc = torch.tensor(0.0, requires_grad=True)
@@ -111,6 +112,9 @@ def elbo(log_joint: Callable[[torch.Tensor], torch.Tensor], guide: Distribution,
 def elbo_estimate(log_joint: Callable[[torch.Tensor], torch.Tensor], guide: Distribution,
                   num_samples: int) -> tuple[float, float]:
     """Estimate the ELBO without gradients; return (mean, standard error) as floats.
+
+    The arguments are those of :func:`elbo_samples`; the standard error is that of
+    :func:`mean_and_stderr`. Use it to report an ELBO with its error bar, and :func:`elbo` to optimise.
 
     >>> from torch.distributions import Normal
     >>> log_joint = lambda z: Normal(0.0, 1.0).log_prob(z) + Normal(z, 1.0).log_prob(torch.tensor(1.0))
