@@ -31,6 +31,8 @@ def constraint_to_spec(constraint: Constraint) -> dict:
             return {"name": name}
     for name in constraints.__all__:
         if getattr(constraints, name) is type(constraint):
+            # Torch's constraint classes keep each constructor argument under the argument's own
+            # name (interval(lower_bound, upper_bound) has .lower_bound and .upper_bound).
             params = list(inspect.signature(type(constraint).__init__).parameters)[1:]
             args = [getattr(constraint, p) for p in params]
             return {"name": name, "args": [constraint_to_spec(a) if isinstance(a, Constraint) else a
@@ -92,8 +94,23 @@ class ParamStore:
                   constraint: Constraint = constraints.real, event_dim: int | None = None) -> torch.Tensor:
         """Return the constrained value of ``name``, creating it from ``init_tensor`` on first use.
 
-        ``init_tensor`` (a tensor, or a function returning one) is used only when ``name`` is new;
-        later calls may leave it out. ``event_dim`` is accepted for Pyro's signature and ignored.
+        Args:
+            name: the parameter's name.
+            init_tensor: the initial constrained value (a tensor, or a function returning one). It
+                is used only when ``name`` is new; later calls may leave it out.
+            constraint: the set the value lives in. Checked against the stored constraint whenever
+                ``init_tensor`` or a constraint other than ``constraints.real`` is passed.
+            event_dim: accepted for Pyro's signature and ignored.
+
+        Returns:
+            ``transform_to(constraint)(u)`` for the stored leaf ``u`` (``u`` itself for
+            ``constraints.real``), connected to ``u`` by autograd; ``.unconstrained()`` returns ``u``.
+
+        Raises:
+            KeyError: ``name`` is new and ``init_tensor`` is None.
+            TypeError: ``init_tensor`` is not floating point.
+            ValueError: ``init_tensor`` is outside ``constraint``, or ``name`` was created with
+                another constraint.
         """
         if name not in self._params:
             if init_tensor is None:

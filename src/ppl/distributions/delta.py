@@ -14,9 +14,10 @@ class Delta(TorchDistribution):
     """The point mass at ``v``: ``log_prob(x)`` is ``log_density`` where x == v, and -inf elsewhere.
 
     The rightmost ``event_dim`` dims of ``v`` form one event (x must equal v on all of them); the
-    others are batch dims. ``rsample`` returns ``v`` expanded to ``sample_shape``, so gradients flow
-    into ``v``. As in Pyro, the declared support is the real numbers over the event dims
-    (``constraints.real``), not the single point ``v``: it says what kind of value the site holds.
+    others are batch dims. ``rsample`` returns ``v`` repeated ``sample_shape`` times (a view, not a
+    copy), so gradients flow into ``v``. As in Pyro, the declared support is the real numbers over
+    the event dims (``constraints.real``), not the single point ``v``: it says what kind of value
+    the site holds.
 
     >>> Delta(torch.tensor(2.0)).log_prob(torch.tensor([2.0, 3.0]))
     tensor([0., -inf])
