@@ -2,7 +2,8 @@
 
 """Optimisation: a gradient-descent loop over a loss closure, on top of ``torch.optim``.
 
-Chapter 3 gives ``minimize``. Later chapters add Pyro's optimizer wrappers to this module.
+Built in chapter 3. ``ppl`` uses the ``torch.optim`` optimizers directly; Pyro wraps them in
+``pyro.optim``, which creates one optimizer per parameter as parameters appear.
 """
 
 import math
@@ -28,6 +29,8 @@ def minimize(
     place. Randomness inside ``loss_fn`` comes from torch's global generator: seed it for a
     reproducible run.
 
+    Pyro has no such function: ``pyro.infer.SVI.step`` makes one update, and you write the loop.
+
     Args:
         loss_fn: the loss as a closure over the parameters.
         params: leaf tensors with ``requires_grad=True``; they are updated in place.
@@ -38,20 +41,19 @@ def minimize(
         lr: the learning rate.
         num_steps: how many updates to make.
         progress: show a ``tqdm`` progress bar with the current loss.
-        callback: called as ``callback(step, loss)`` after each update, for logging or recording.
+        callback: called as ``callback(step, loss)`` after each update, for logging or recording;
+            ``step`` counts from 0 and ``loss`` is ``history[step]``.
         **optim_kwargs: passed on to the optimizer, e.g. ``betas=(0.9, 0.99)`` or ``momentum=0.9``.
 
     Returns:
-        The history: ``history[t]`` is the loss at the parameters after ``t`` updates, evaluated just
-        before update ``t``; ``len(history) == num_steps``.
+        list[float]: the loss history. ``history[t]`` is the loss at the parameters after ``t``
+        updates, evaluated just before update ``t``; ``len(history) == num_steps``.
 
     Raises:
         FloatingPointError: the loss is NaN or infinite. The message names the step; the update of
             that step is not made, so ``params`` hold the values that produced the bad loss.
         ValueError: ``params`` is empty or holds a tensor that is not a leaf requiring grad,
             ``loss_fn`` returns a tensor that is not a scalar, or ``optimizer`` is an unknown name.
-
-    Pyro has no such function: ``pyro.infer.SVI.step`` makes one update, and you write the loop.
 
     Example:
         >>> x = torch.tensor(3.0, requires_grad=True)
