@@ -13,11 +13,23 @@ module                        chapter     holds
                                           ``to_event``/``expand``/``mask``; ``Delta``
 ``ppl.params``                4           the parameter store
 ``ppl.infer``                 5, 6        ELBO and gradient estimators
+``ppl.runtime``               7           messages, the handler stack, validation
+``ppl.primitives``            7           ``sample``, ``param``, ``factor``, ...
+``ppl.handlers``              7           ``trace``, ``replay``, ``condition``, ...
 ============================  ==========  ============================================
+
+Pyro's top-level names live here too, so that ``import ppl as pyro`` runs Pyro programs.
 """
 
-from ppl import distributions, exact, infer, optim, params
+from ppl import distributions, exact, handlers, infer, optim, params, runtime
 from ppl.params import clear_param_store, get_param_store
+from ppl.primitives import deterministic, factor, module, param, sample
+from ppl.runtime import enable_validation, is_validation_enabled, set_rng_seed, validation_enabled
 
 __version__ = "0.1.0"
-__all__ = ["distributions", "exact", "infer", "optim", "params", "clear_param_store", "get_param_store"]
+__all__ = [
+    "distributions", "exact", "handlers", "infer", "optim", "params", "runtime",
+    "clear_param_store", "get_param_store",
+    "deterministic", "factor", "module", "param", "sample",
+    "enable_validation", "is_validation_enabled", "set_rng_seed", "validation_enabled",
+]

@@ -1,0 +1,290 @@
+"""Tests of ppl.runtime: messages, the handler stack, apply_stack, validation and seeds."""
+
+import random
+
+import pytest
+import torch
+
+import ppl.distributions as dist
+from ppl import runtime
+from ppl.params import clear_param_store
+from ppl.runtime import (
+    HANDLER_STACK,
+    Messenger,
+    am_i_wrapped,
+    apply_stack,
+    check_observation,
+    enable_validation,
+    get_rng_state,
+    get_stack,
+    is_validation_enabled,
+    set_rng_seed,
+    set_rng_state,
+    validation_enabled,
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_state():
+    clear_param_store()
+    enable_validation(True)
+    yield
+    enable_validation(True)
+    clear_param_store()
+    assert HANDLER_STACK == [], "a test left handlers on the stack"
+    HANDLER_STACK.clear()
+
+
+def make_msg(name="z", fn=None, value=None, is_observed=False, **extra):
+    msg = {"type": "sample", "name": name, "fn": fn if fn is not None else dist.Normal(0.0, 1.0),
+           "args": (), "kwargs": {}, "value": value, "is_observed": is_observed, "infer": {},
+           "scale": 1.0, "mask": None, "cond_indep_stack": (), "done": False, "stop": False,
+           "continuation": None}
+    msg.update(extra)
+    return msg
+
+
+class Recorder(Messenger):
+    """Appends (label, phase, value-is-set) to a shared log; optionally stops or sets values."""
+
+    def __init__(self, label, log, stop=False, set_value=None):
+        self.label, self.log, self.stop, self.set_value = label, log, stop, set_value
+
+    def process_message(self, msg):
+        self.log.append((self.label, "process", msg["value"] is not None))
+        if self.set_value is not None:
+            msg["value"] = self.set_value
+        if self.stop:
+            msg["stop"] = True
+
+    def postprocess_message(self, msg):
+        self.log.append((self.label, "post", msg["value"] is not None))
+
+
+# --- the stack and Messenger -------------------------------------------------------------------
+
+def test_get_stack_is_the_live_list_and_am_i_wrapped():
+    assert get_stack() is HANDLER_STACK and not am_i_wrapped()
+    with Messenger() as m:
+        assert get_stack() == [m] and am_i_wrapped()
+    assert get_stack() == [] and not am_i_wrapped()
+
+
+def test_enter_pushes_exit_pops_in_nesting_order():
+    a, b = Messenger(), Messenger()
+    with a:
+        with b:
+            assert HANDLER_STACK == [a, b]
+        assert HANDLER_STACK == [a]
+    assert HANDLER_STACK == []
+
+
+def test_entering_one_instance_twice_raises():
+    m = Messenger()
+    with m:
+        with pytest.raises(RuntimeError, match="already on the handler stack"):
+            with m:
+                pass
+    assert HANDLER_STACK == []
+
+
+def test_exit_out_of_order_raises():
+    a, b = Messenger(), Messenger()
+    a.__enter__()
+    b.__enter__()
+    with pytest.raises(RuntimeError, match="not on top"):
+        a.__exit__(None, None, None)
+    HANDLER_STACK.clear()
+
+
+def test_exception_removes_the_handler_and_everything_above_it():
+    outer, middle, leaked = Messenger(), Messenger(), Messenger()
+    with pytest.raises(KeyError):
+        with outer:
+            with middle:
+                leaked.__enter__()  # entered by hand: never reaches its own __exit__
+                raise KeyError("boom")
+    assert HANDLER_STACK == []
+
+
+def test_exit_does_not_swallow_the_exception():
+    with pytest.raises(ZeroDivisionError):
+        with Messenger():
+            1 / 0
+
+
+def test_call_wraps_a_function_to_run_inside_the_handler():
+    m = Messenger()
+
+    def model(a, b=1):
+        """doc"""
+        assert HANDLER_STACK == [m]
+        return a + b
+
+    wrapped = m(model)
+    assert wrapped(2, b=3) == 5 and HANDLER_STACK == []
+    assert wrapped.__name__ == "model" and wrapped.__doc__ == "doc"
+
+
+def test_call_rejects_what_is_not_callable():
+    with pytest.raises(ValueError, match="not callable"):
+        Messenger()({"z": 1.0})
+
+
+def test_wrapped_function_raising_leaves_stack_empty():
+    def model():
+        raise RuntimeError("inside")
+
+    with pytest.raises(RuntimeError, match="inside"):
+        Messenger()(Messenger()(model))()
+    assert HANDLER_STACK == []
+
+
+# --- apply_stack -------------------------------------------------------------------------------
+
+def test_apply_stack_order_is_top_down_then_bottom_up():
+    log = []
+    with Recorder("outer", log), Recorder("middle", log), Recorder("inner", log):
+        msg = apply_stack(make_msg())
+    assert [(label, phase) for label, phase, _ in log] == [
+        ("inner", "process"), ("middle", "process"), ("outer", "process"),
+        ("outer", "post"), ("middle", "post"), ("inner", "post")]
+    # no value on the way down, a value on the way up
+    assert [has for _, phase, has in log if phase == "process"] == [False, False, False]
+    assert all(has for _, phase, has in log if phase == "post")
+    assert msg["done"] and isinstance(msg["value"], torch.Tensor)
+
+
+def test_stop_hides_the_message_from_handlers_below():
+    log = []
+    with Recorder("outer", log), Recorder("blocker", log, stop=True), Recorder("inner", log):
+        msg = apply_stack(make_msg())
+    assert [(label, phase) for label, phase, _ in log] == [
+        ("inner", "process"), ("blocker", "process"), ("blocker", "post"), ("inner", "post")]
+    assert msg["value"] is not None  # the default behaviour still runs
+
+
+def test_the_outermost_handler_has_the_last_word_on_the_way_down():
+    log = []
+    with Recorder("outer", log, set_value=torch.tensor(2.0)), Recorder("inner", log, set_value=torch.tensor(1.0)):
+        msg = apply_stack(make_msg())
+    assert msg["value"] == 2.0
+
+
+def test_default_draws_only_when_no_value():
+    torch.manual_seed(0)
+    drawn = apply_stack(make_msg())["value"]
+    torch.manual_seed(0)
+    assert torch.equal(drawn, dist.Normal(0.0, 1.0)())
+    given = torch.tensor(0.25)
+    assert apply_stack(make_msg(value=given))["value"] is given
+
+
+def test_default_calls_fn_with_args_and_kwargs():
+    def fn(a, b=0):
+        return torch.tensor(float(a + b))
+
+    msg = make_msg(fn=fn, args=(2,), kwargs={"b": 3}, type="custom")
+    assert apply_stack(msg)["value"] == 5.0
+
+
+def test_done_message_is_left_alone():
+    def fn():
+        raise AssertionError("must not be called")
+
+    msg = apply_stack(make_msg(fn=fn, done=True, type="custom", value=None))
+    assert msg["value"] is None
+
+
+def test_continuation_is_called_last():
+    seen = []
+    log = []
+    with Recorder("h", log):
+        apply_stack(make_msg(continuation=lambda m: seen.append((len(log), m["value"] is not None))))
+    assert seen == [(2, True)]
+
+
+def test_apply_stack_with_empty_stack_runs_default():
+    msg = apply_stack(make_msg())
+    assert msg["done"] and msg["value"].shape == ()
+
+
+# --- validation --------------------------------------------------------------------------------
+
+def test_validation_on_by_default_and_switchable():
+    assert is_validation_enabled()
+    enable_validation(False)
+    assert not is_validation_enabled()
+    assert torch.distributions.Distribution._validate_args is False
+    enable_validation()
+    assert is_validation_enabled() and torch.distributions.Distribution._validate_args is True
+
+
+def test_validation_enabled_context_restores():
+    with validation_enabled(False):
+        assert not is_validation_enabled()
+        with pytest.raises(RuntimeError):
+            with validation_enabled(True):
+                assert is_validation_enabled()
+                raise RuntimeError
+        assert not is_validation_enabled()
+    assert is_validation_enabled()
+
+
+def test_check_observation_accepts_good_values():
+    check_observation(make_msg(fn=dist.Normal(torch.zeros(3), 1.0), value=torch.zeros(3)))
+    check_observation(make_msg(fn=dist.Normal(torch.zeros(3), 1.0), value=torch.zeros(5, 3)))  # broadcasts
+    check_observation(make_msg(fn=dist.Normal(torch.zeros(3), 1.0), value=torch.zeros(())))
+    check_observation(make_msg(fn=dist.Bernoulli(0.3), value=torch.tensor(1.0)))
+
+
+@pytest.mark.parametrize("fn, value, error, pattern", [
+    (dist.Normal(torch.zeros(3), 1.0), torch.zeros(2), ValueError, "shape"),
+    (dist.MultivariateNormal(torch.zeros(3), torch.eye(3)), torch.zeros(3, 2), ValueError, "event_shape"),
+    (dist.MultivariateNormal(torch.zeros(3), torch.eye(3)), torch.zeros(()), ValueError, "shape"),
+    (dist.Bernoulli(0.3), torch.tensor(0.5), ValueError, "support"),
+    (dist.Gamma(2.0, 1.0), torch.tensor([-1.0, 1.0]), ValueError, "support"),
+    (dist.Normal(0.0, 1.0), 0.5, TypeError, "tensor"),
+])
+def test_check_observation_errors_name_the_site(fn, value, error, pattern):
+    with pytest.raises(error, match=pattern) as info:
+        check_observation(make_msg(name="my_site", fn=fn, value=value))
+    assert "'my_site'" in str(info.value)
+
+
+def test_observed_values_are_checked_only_when_validation_is_on():
+    msg = make_msg(name="flip", fn=dist.Bernoulli(0.5), value=torch.tensor(0.5), is_observed=True)
+    with pytest.raises(ValueError, match="'flip'"):
+        apply_stack(dict(msg))
+    enable_validation(False)
+    assert apply_stack(dict(msg))["value"] == 0.5
+
+
+def test_unobserved_values_set_by_handlers_are_not_checked():
+    msg = make_msg(name="z", fn=dist.Bernoulli(0.5), value=torch.tensor(0.5), is_observed=False)
+    assert apply_stack(msg)["value"] == 0.5
+
+
+# --- seeds -------------------------------------------------------------------------------------
+
+def test_set_rng_seed_seeds_torch_and_random():
+    set_rng_seed(3)
+    first = (torch.rand(2), random.random())
+    set_rng_seed(3)
+    second = (torch.rand(2), random.random())
+    assert torch.equal(first[0], second[0]) and first[1] == second[1]
+
+
+def test_rng_state_round_trip():
+    set_rng_seed(0)
+    state = get_rng_state()
+    a = (torch.rand(3), random.random())
+    torch.rand(10)
+    set_rng_state(state)
+    b = (torch.rand(3), random.random())
+    assert torch.equal(a[0], b[0]) and a[1] == b[1]
+    if runtime.numpy is not None:
+        set_rng_state(state)
+        x = runtime.numpy.random.rand()
+        set_rng_state(state)
+        assert runtime.numpy.random.rand() == x
