@@ -1,8 +1,40 @@
-"""Test configuration: property tests are derandomized so every run checks the same examples."""
+"""Test configuration shared by every test file.
 
+- Property tests are derandomized, so every run checks the same examples.
+- Pyro (the oracle) is imported once here with its import-time warning silenced: without ipywidgets,
+  tqdm warns about notebook progress bars. Test files then import pyro plainly.
+- ``clean_state`` leaves both parameter stores empty, validation on and the handler stack empty
+  around a test; files that touch global state use it with
+  ``pytestmark = pytest.mark.usefixtures("clean_state")``.
+"""
+
+import warnings
+
+import pytest
 from hypothesis import HealthCheck, settings
+
+from ppl.params import clear_param_store
+from ppl.runtime import HANDLER_STACK, enable_validation
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import pyro
 
 settings.register_profile(
     "ppl", derandomize=True, deadline=None, database=None, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ppl")
+
+
+@pytest.fixture
+def clean_state():
+    clear_param_store()
+    pyro.clear_param_store()
+    enable_validation(True)
+    yield
+    enable_validation(True)
+    clear_param_store()
+    pyro.clear_param_store()
+    leftover = list(HANDLER_STACK)
+    HANDLER_STACK.clear()
+    assert leftover == [], f"a test left handlers on the stack: {leftover}"

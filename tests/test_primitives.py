@@ -13,24 +13,12 @@ from ppl.params import clear_param_store, get_param_store
 from ppl.primitives import MODULE_NAMESPACE_DIVIDER, deterministic, factor, module, param, sample
 from ppl.runtime import HANDLER_STACK, Messenger, enable_validation
 
-with warnings.catch_warnings():  # Pyro's progress bars warn when ipywidgets is not installed
-    warnings.simplefilter("ignore")
-    import pyro
-    import pyro.distributions as pdist
-    from pyro import poutine as pyro_poutine
+import pyro  # first imported, with its warning silenced, in conftest.py
+import pyro.distributions as pdist
+from pyro import poutine as pyro_poutine
 
 
-@pytest.fixture(autouse=True)
-def clean_state():
-    clear_param_store()
-    pyro.clear_param_store()
-    enable_validation(True)
-    yield
-    enable_validation(True)
-    clear_param_store()
-    pyro.clear_param_store()
-    assert HANDLER_STACK == [], "a test left handlers on the stack"
-    HANDLER_STACK.clear()
+pytestmark = pytest.mark.usefixtures("clean_state")
 
 
 class Spy(Messenger):

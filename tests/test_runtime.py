@@ -7,7 +7,6 @@ import torch
 
 import ppl.distributions as dist
 from ppl import runtime
-from ppl.params import clear_param_store
 from ppl.runtime import (
     HANDLER_STACK,
     Messenger,
@@ -24,15 +23,7 @@ from ppl.runtime import (
 )
 
 
-@pytest.fixture(autouse=True)
-def clean_state():
-    clear_param_store()
-    enable_validation(True)
-    yield
-    enable_validation(True)
-    clear_param_store()
-    assert HANDLER_STACK == [], "a test left handlers on the stack"
-    HANDLER_STACK.clear()
+pytestmark = pytest.mark.usefixtures("clean_state")
 
 
 def make_msg(name="z", fn=None, value=None, is_observed=False, **extra):
