@@ -8,11 +8,12 @@ module                        chapter     holds
 ============================  ==========  ============================================
 ``ppl.exact``                 1, 2        factors over named discrete variables; grid
                                           posteriors and conjugate oracles
-``ppl.optim``                 3           ``minimize``, a gradient-descent loop
+``ppl.optim``                 3, 8        ``minimize``; Pyro's optimizer wrappers
 ``ppl.distributions``         4           torch's distributions with Pyro's
                                           ``to_event``/``expand``/``mask``; ``Delta``
 ``ppl.params``                4           the parameter store
-``ppl.infer``                 5, 6        ELBO and gradient estimators
+``ppl.infer``                 5, 6, 8     ELBO and gradient estimators;
+                                          ``Trace_ELBO``, ``TraceMeanField_ELBO``, ``SVI``
 ``ppl.runtime``               7           messages, the handler stack, validation
 ``ppl.primitives``            7           ``sample``, ``param``, ``factor``, ...
 ``ppl.handlers``              7           ``trace``, ``replay``, ``condition``, ...

@@ -1,4 +1,4 @@
-"""Inference: Monte Carlo ELBO estimators (chapter 5) and gradient estimators (chapter 6).
+"""Inference: ELBO estimators (chapter 5), gradient estimators (chapter 6) and the SVI engine (chapter 8).
 
 Hand-written: it states the subpackage's public API. The modules beside it are generated from the
 chapters by ``tools/export.py``.
@@ -14,9 +14,12 @@ from ppl.infer.estimators import (
     score_function_surrogate,
     surrogate_term,
 )
+from ppl.infer.svi import SVI
+from ppl.infer.trace_elbo import Trace_ELBO, TraceMeanField_ELBO
 
 __all__ = [
     "elbo_estimate", "elbo_samples", "kl_mc", "mean_and_stderr",
     "MovingAverageBaseline", "enumerated_expectation", "gradient_samples", "pathwise_surrogate",
     "score_function_surrogate", "surrogate_term",
+    "SVI", "Trace_ELBO", "TraceMeanField_ELBO",
 ]

@@ -1,0 +1,269 @@
+"""Tests of ppl.optim's wrappers (chapter 8): lazy optimizers for params that appear during training.
+
+The oracles are torch.optim itself (one optimizer per param, as Pyro builds them) and Pyro's
+ClippedAdam. Every check compares iterates exactly or to float rounding, so any difference in
+the update rule, in which params are stepped or in the optimizer state fails the test.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import ppl
+from ppl.optim import SGD, Adam, ClippedAdam, ClippedAdamOptimizer, PyroOptim
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from pyro.optim.clipped_adam import ClippedAdam as PyroClippedAdam
+
+
+@pytest.fixture(autouse=True)
+def clean_store():
+    ppl.clear_param_store()
+    yield
+    ppl.clear_param_store()
+
+
+TARGETS = {"a": torch.tensor([1.0, -2.0, 3.0]), "b": torch.tensor(0.5), "c": torch.tensor([[2.0, -1.0]])}
+
+
+def quadratic_grads(params: dict[str, torch.Tensor], step: int) -> None:
+    """Set each param's .grad to the gradient of a step-dependent quadratic (no randomness)."""
+    for name, p in params.items():
+        p.grad = 2 * (p.detach() - TARGETS[name]) * (1 + 0.1 * step)
+
+
+def leaves(names, init=0.0) -> dict[str, torch.Tensor]:
+    return {n: torch.full_like(TARGETS[n], init).requires_grad_() for n in names}
+
+
+def run_torch(constructor, kwargs, schedule, num_steps=20):
+    """Reference: one torch optimizer per param, created the first step the param is used."""
+    params, optims = leaves(TARGETS), {}
+    for step in range(num_steps):
+        used = {n: params[n] for n in schedule(step)}
+        quadratic_grads(used, step)
+        for n, p in used.items():
+            if n not in optims:
+                optims[n] = constructor([p], **kwargs)
+            optims[n].step()
+            p.grad = None
+    return params
+
+
+def run_ppl(optim: PyroOptim, schedule, num_steps=20):
+    params = leaves(TARGETS)
+    for step in range(num_steps):
+        used = {n: params[n] for n in schedule(step)}
+        quadratic_grads(used, step)
+        optim(list(used.values()))
+        for p in used.values():
+            p.grad = None
+    return params, optim
+
+
+ALL = lambda step: ["a", "b", "c"]  # noqa: E731
+LATE_C = lambda step: ["a", "b"] + (["c"] if step >= 7 else [])  # noqa: E731
+SOMETIMES_B = lambda step: ["a", "c"] + (["b"] if step % 3 == 0 else [])  # noqa: E731
+
+
+@pytest.mark.parametrize("schedule", [ALL, LATE_C, SOMETIMES_B], ids=["all", "late", "sometimes"])
+@pytest.mark.parametrize("wrapper, constructor, kwargs", [
+    (Adam, torch.optim.Adam, {"lr": 0.1}),
+    (Adam, torch.optim.Adam, {"lr": 0.05, "betas": (0.8, 0.99), "weight_decay": 0.01}),
+    (SGD, torch.optim.SGD, {"lr": 0.05}),
+    (SGD, torch.optim.SGD, {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
+])
+def test_same_iterates_as_one_torch_optimizer_per_param(wrapper, constructor, kwargs, schedule):
+    ours, _ = run_ppl(wrapper(kwargs), schedule)
+    theirs = run_torch(constructor, kwargs, schedule)
+    for name in TARGETS:
+        torch.testing.assert_close(ours[name], theirs[name], rtol=1e-6, atol=1e-7)
+
+
+def test_one_torch_optimizer_picks_up_late_params():
+    ours, optim = run_ppl(Adam({"lr": 0.1}), LATE_C)
+    assert isinstance(optim.optimizer, torch.optim.Adam)
+    assert len(optim.optimizer.param_groups) == 1
+    assert len(optim.optimizer.param_groups[0]["params"]) == 3
+    assert optim.optimizer.param_groups[0]["foreach"] is True
+    # c appeared at step 7 and took 13 Adam steps: its step count says so
+    assert int(optim.optimizer.state[ours["c"]]["step"]) == 13
+    assert int(optim.optimizer.state[ours["a"]]["step"]) == 20
+
+
+def test_params_not_passed_are_not_updated_even_with_a_gradient():
+    params = leaves(["a", "b"])
+    optim = Adam({"lr": 0.1})
+    quadratic_grads(params, 0)
+    optim(list(params.values()))
+    before = params["b"].detach().clone()
+    quadratic_grads(params, 1)  # b has a gradient, but this step uses only a
+    optim([params["a"]])
+    assert torch.equal(params["b"].detach(), before)
+    assert params["b"].grad is not None  # its gradient is left as it was
+    assert int(optim.optimizer.state[params["b"]]["step"]) == 1
+
+
+def test_callable_optim_args_one_argument_gets_the_param_name():
+    a = ppl.param("a", torch.zeros(3))
+    b = ppl.param("b", torch.tensor(0.0))
+    optim = SGD(lambda name: {"lr": 0.1 if name == "a" else 0.01})
+    for step in range(3):
+        quadratic_grads({"a": a, "b": b}, step)
+        optim([a, b])
+        a.grad = b.grad = None
+    lrs = sorted(group["lr"] for group in optim.optimizer.param_groups)
+    assert lrs == [0.01, 0.1]
+    reference = run_torch(torch.optim.SGD, {"lr": 0.01}, lambda step: ["b"], num_steps=3)
+    torch.testing.assert_close(b.detach(), reference["b"].detach())
+
+
+def test_callable_optim_args_two_arguments_get_module_and_param_names():
+    seen = []
+
+    def per_param(module_name, param_name):
+        seen.append((module_name, param_name))
+        return {"lr": 0.5 if param_name == "weight" else 0.0}
+
+    net = ppl.module("net", torch.nn.Linear(2, 1))
+    loc = ppl.param("loc", torch.tensor(0.0))
+    weight, bias = net.weight, net.bias
+    optim = SGD(per_param)
+    before = {"weight": weight.detach().clone(), "bias": bias.detach().clone()}
+    for p in (weight, bias, loc):
+        p.grad = torch.ones_like(p)
+    optim([weight, bias, loc])
+    assert sorted(seen) == [("loc", "loc"), ("net", "bias"), ("net", "weight")]
+    assert torch.equal(weight.detach(), before["weight"] - 0.5)
+    assert torch.equal(bias.detach(), before["bias"])
+
+
+def test_callable_optim_args_need_params_from_the_store():
+    stray = torch.zeros(2, requires_grad=True)
+    stray.grad = torch.ones(2)
+    with pytest.raises(ValueError, match="param store"):
+        Adam(lambda name: {"lr": 0.1})([stray])
+
+
+def test_optim_args_must_be_a_dict_or_a_function():
+    with pytest.raises(TypeError, match="optim_args"):
+        Adam(0.01)
+
+
+def test_params_with_different_settings_get_their_own_groups_with_torch_defaults():
+    a = ppl.param("a", torch.zeros(3))
+    b = ppl.param("b", torch.tensor(0.0))
+    optim = Adam(lambda name: {"lr": 0.1, "betas": (0.5, 0.5)} if name == "a" else {"lr": 0.2})
+    a.grad, b.grad = torch.ones(3), torch.ones(())
+    optim([a, b])
+    groups = {len(g["params"][0].shape): g for g in optim.optimizer.param_groups}
+    assert groups[1]["betas"] == (0.5, 0.5)
+    assert groups[0]["betas"] == (0.9, 0.999)  # torch's default, not a's setting
+    assert groups[0]["lr"] == 0.2
+
+
+def test_clip_args_clip_each_params_gradient_norm():
+    params = leaves(["a"])
+    params["a"].grad = torch.tensor([30.0, 40.0, 0.0])  # norm 50
+    SGD({"lr": 1.0}, clip_args={"clip_norm": 5.0})([params["a"]])
+    torch.testing.assert_close(params["a"].detach(), torch.tensor([-3.0, -4.0, 0.0]))
+
+
+@pytest.mark.parametrize("settings", [
+    {"lr": 0.05},
+    {"lr": 0.1, "lrd": 0.95, "clip_norm": 0.5},
+    {"lr": 0.1, "lrd": 0.99, "clip_norm": 2.0, "weight_decay": 0.1, "centered_variance": True},
+])
+def test_clipped_adam_matches_pyros(settings):
+    ours, _ = run_ppl(ClippedAdam(settings), LATE_C, num_steps=25)
+    theirs = run_torch(PyroClippedAdam, settings, LATE_C, num_steps=25)
+    for name in TARGETS:
+        torch.testing.assert_close(ours[name], theirs[name], rtol=1e-6, atol=1e-7)
+
+
+def test_clipped_adam_clips_elements_and_decays_the_learning_rate():
+    p = torch.zeros(2, requires_grad=True)
+    optimizer = ClippedAdamOptimizer([p], lr=0.1, clip_norm=1.0, lrd=0.5, betas=(0.0, 0.0))
+    # betas 0: the update is lr * g / |g| with the clipped g = (1, -0.25): a plain sign step
+    p.grad = torch.tensor([10.0, -0.25])
+    optimizer.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
+    torch.testing.assert_close(p.detach(), torch.tensor([-0.05, 0.05]), rtol=1e-5, atol=1e-7)
+    p.grad = torch.tensor([0.0, 3.0])
+    optimizer.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.025)
+
+
+def test_clipped_adam_rejects_bad_settings():
+    with pytest.raises(ValueError, match="clip_norm"):
+        ClippedAdamOptimizer([torch.zeros(1, requires_grad=True)], clip_norm=0.0)
+
+
+@pytest.mark.parametrize("wrapper, settings", [(Adam, {"lr": 0.1}), (ClippedAdam, {"lr": 0.1, "lrd": 0.9})])
+def test_get_state_then_set_state_continues_the_same_run(wrapper, settings):
+    def store_params():
+        return {n: ppl.param(n, torch.zeros_like(TARGETS[n])) for n in TARGETS}
+
+    def steps(optim, params, first, last):
+        for step in range(first, last):
+            quadratic_grads(params, step)
+            optim(list(params.values()))
+            for p in params.values():
+                p.grad = None
+
+    params = store_params()
+    steps(wrapper(settings), params, 0, 12)
+    straight = {n: p.detach().clone() for n, p in params.items()}
+
+    ppl.clear_param_store()
+    params = store_params()
+    first = wrapper(settings)
+    steps(first, params, 0, 5)
+    state = first.get_state()
+    assert set(state) == set(TARGETS)
+    second = wrapper(settings)
+    second.set_state(state)
+    steps(second, params, 5, 12)
+    for name in TARGETS:
+        torch.testing.assert_close(params[name].detach(), straight[name], rtol=0, atol=0)
+
+    steps(first, params, 5, 6)  # the saved state is a copy: stepping first leaves it unchanged
+    assert int(state["a"]["state"][0]["step"]) == 5
+
+
+def test_set_state_on_a_running_optimizer_rewinds_its_state(tmp_path):
+    params = {n: ppl.param(n, torch.zeros_like(TARGETS[n])) for n in TARGETS}
+    optim = Adam({"lr": 0.1})
+    quadratic_grads(params, 0)
+    optim(list(params.values()))
+    optim.save(tmp_path / "optim.pt")
+    for step in range(1, 4):
+        quadratic_grads(params, step)
+        optim(list(params.values()))
+    optim.load(tmp_path / "optim.pt")
+    quadratic_grads(params, 4)
+    optim(list(params.values()))
+    assert int(optim.optimizer.state[params["a"]]["step"]) == 2
+
+
+def test_get_state_is_in_pyros_per_param_format():
+    a = ppl.param("a", torch.zeros(3))
+    optim = Adam({"lr": 0.1})
+    for step in range(3):
+        quadratic_grads({"a": a}, step)
+        optim([a])
+        a.grad = None
+    fresh = torch.zeros(3, requires_grad=True)
+    reference = torch.optim.Adam([fresh], lr=0.1)
+    reference.load_state_dict(optim.get_state()["a"])  # torch reads it as its own state_dict
+    with torch.no_grad():
+        fresh.copy_(a)
+    quadratic_grads({"a": a}, 3)
+    fresh.grad = a.grad.clone()
+    optim([a])
+    reference.step()
+    torch.testing.assert_close(fresh.detach(), a.detach())

@@ -1,0 +1,253 @@
+"""Tests of ppl.infer.SVI (chapter 8): steps, params, errors, and convergence to exact posteriors.
+
+Convergence is checked against the conjugate oracles of chapter 2. A run's answer is the average of
+the iterates over its second half (Polyak-Ruppert); its tolerance is five standard errors of that
+average, estimated from batch means, plus a small allowance for the bias of a constant step size
+(the same rule as the chapter).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+
+import ppl
+import ppl.distributions as dist
+from ppl import handlers as poutine
+from ppl.distributions import constraints
+from ppl.exact import BetaBernoulli, NormalNormal
+from ppl.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
+from ppl.infer.elbo import mean_and_stderr
+from ppl.optim import Adam, ClippedAdam
+from ppl.runtime import get_stack
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import pyro
+
+FLIPS = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0])
+READINGS = torch.tensor([0.9, 1.7, 1.2, 2.3, 0.4])
+
+
+@pytest.fixture(autouse=True)
+def clean_state():
+    ppl.clear_param_store()
+    yield
+    ppl.clear_param_store()
+    assert get_stack() == []
+
+
+def coin_programs(P=ppl, D=dist):
+    def model(x):
+        z = P.sample("z", D.Beta(2.0, 2.0))
+        P.sample("x", D.Bernoulli(z).expand([len(x)]).to_event(1), obs=x)
+
+    def guide(x):
+        a = P.param("a", torch.tensor(1.0), constraint=D.constraints.positive)
+        b = P.param("b", torch.tensor(1.0), constraint=D.constraints.positive)
+        P.sample("z", D.Beta(a, b))
+    return model, guide
+
+
+def normal_programs(prior_scale, obs_scale):
+    def model(x):
+        z = ppl.sample("z", dist.Normal(0.0, prior_scale))
+        ppl.sample("x", dist.Normal(z, obs_scale).expand([len(x)]).to_event(1), obs=x)
+
+    def guide(x):
+        m = ppl.param("m", torch.tensor(0.0))
+        s = ppl.param("s", torch.tensor(1.0), constraint=constraints.positive)
+        ppl.sample("z", dist.Normal(m, s))
+    return model, guide
+
+
+def averaged(svi, data, names, num_steps):
+    """Average of the params over the second half of the run, and batch-means standard errors."""
+    history = []
+    for _ in range(num_steps):
+        svi.step(data)
+        history.append([ppl.param(n).item() for n in names])
+    tail = torch.tensor(history[num_steps // 2:])
+    batches = tail[: len(tail) // 5 * 5].reshape(5, -1, len(names)).mean(1)
+    return tail.mean(0), torch.tensor([mean_and_stderr(batches[:, i])[1] for i in range(len(names))])
+
+
+def test_svi_reaches_the_beta_bernoulli_posterior():
+    model, guide = coin_programs()
+    ppl.set_rng_seed(0)
+    svi = SVI(model, guide, Adam({"lr": 0.03}), loss=Trace_ELBO())
+    history = []
+    for _ in range(2400):
+        svi.step(FLIPS)
+        history.append([ppl.param("a").item(), ppl.param("b").item()])
+    a, b = torch.tensor(history[1200:]).T
+    means, sds = a / (a + b), (a * b / ((a + b) ** 2 * (a + b + 1))).sqrt()
+    exact = BetaBernoulli(2.0, 2.0).posterior(FLIPS)
+    for series, target in [(means, exact.mean), (sds, exact.stddev)]:
+        batches = series[: len(series) // 5 * 5].reshape(5, -1).mean(1)
+        se = mean_and_stderr(batches)[1]
+        assert abs(series.mean() - target) < max(5 * se, 0.006)
+
+
+@pytest.mark.parametrize("loss", [Trace_ELBO(), TraceMeanField_ELBO()], ids=["Trace_ELBO", "TraceMeanField_ELBO"])
+def test_svi_reaches_the_normal_normal_posterior(loss):
+    model, guide = normal_programs(prior_scale=2.0, obs_scale=1.0)
+    ppl.set_rng_seed(1)
+    svi = SVI(model, guide, Adam({"lr": 0.03}), loss=loss)
+    (m, s), (se_m, se_s) = averaged(svi, READINGS, ["m", "s"], 1500)
+    exact = NormalNormal(0.0, 2.0, 1.0).posterior(READINGS)
+    assert abs(m - exact.loc) < max(5 * se_m, 0.01 * exact.scale)
+    assert abs(s - exact.scale) < max(5 * se_s, 0.03 * exact.scale)
+
+
+def test_svi_fits_model_params_by_maximum_likelihood():
+    # No latent sites: the ELBO is the log likelihood, and SVI is gradient ascent on it.
+    def model(x):
+        loc = ppl.param("loc", torch.tensor(0.0))
+        scale = ppl.param("scale", torch.tensor(1.0), constraint=constraints.positive)
+        ppl.sample("x", dist.Normal(loc, scale).expand([len(x)]).to_event(1), obs=x)
+
+    svi = SVI(model, lambda x: None, Adam({"lr": 0.05}), loss=Trace_ELBO())
+    for _ in range(800):
+        svi.step(READINGS)
+    assert ppl.param("loc").item() == pytest.approx(READINGS.mean().item(), abs=1e-3)
+    assert ppl.param("scale").item() == pytest.approx(READINGS.std(unbiased=False).item(), abs=1e-3)
+
+
+def test_step_returns_the_loss_and_leaves_no_gradients():
+    model, guide = coin_programs()
+    ppl.set_rng_seed(3)
+    expected = Trace_ELBO().loss(model, guide, FLIPS)  # the same draw as the step's
+    ppl.clear_param_store()
+    svi = SVI(model, guide, Adam({"lr": 0.01}), loss=Trace_ELBO())
+    ppl.set_rng_seed(3)
+    loss = svi.step(FLIPS)
+    assert isinstance(loss, float) and loss == pytest.approx(expected, abs=1e-6)
+    assert ppl.param("a").item() != 1.0
+    assert all(leaf.grad is None for _, leaf in ppl.get_param_store().named_parameters())
+    evaluated = svi.evaluate_loss(FLIPS)
+    assert isinstance(evaluated, float) and math.isfinite(evaluated)
+    assert all(leaf.grad is None for _, leaf in ppl.get_param_store().named_parameters())
+
+
+def test_step_updates_only_the_params_the_step_touched_and_picks_up_new_ones():
+    calls = []
+
+    def model(x):
+        ppl.sample("z", dist.Normal(0.0, 1.0))
+
+    def guide(x):
+        calls.append(None)
+        loc = ppl.param("loc", torch.tensor(0.0))
+        if len(calls) >= 3:  # a param that appears at the third step
+            loc = loc + ppl.param("shift", torch.tensor(0.0))
+        ppl.sample("z", dist.Normal(loc, 1.0))
+
+    ppl.param("bystander", torch.tensor(5.0))
+    optim = Adam({"lr": 0.1})
+    svi = SVI(model, guide, optim, loss=Trace_ELBO())
+    for _ in range(5):
+        svi.step(None)
+    assert ppl.param("bystander").item() == 5.0
+    assert ppl.param("shift").item() != 0.0
+    held = [p for group in optim.optimizer.param_groups for p in group["params"]]
+    assert len(held) == 2 and int(optim.optimizer.state[ppl.param("shift")]["step"]) == 3
+
+
+def test_same_path_as_pyro_for_the_same_seed():
+    losses = {}
+    for P in (ppl, pyro):
+        D = P.distributions
+        model, guide = coin_programs(P, D)
+        P.clear_param_store()
+        P.set_rng_seed(0)
+        svi = P.infer.SVI(model, guide, P.optim.Adam({"lr": 0.05}), loss=P.infer.Trace_ELBO())
+        losses[P.__name__] = torch.tensor([svi.step(FLIPS) for _ in range(30)])
+        losses[P.__name__ + " a"] = P.param("a").item()
+    pyro.clear_param_store()
+    torch.testing.assert_close(losses["ppl"], losses["pyro"], rtol=1e-5, atol=1e-5)
+    assert losses["ppl a"] == pytest.approx(losses["pyro a"], rel=1e-5)
+
+
+def test_a_function_as_loss_works_as_in_pyro():
+    model, guide = coin_programs()
+    elbo = Trace_ELBO()
+    svi = SVI(model, guide, ClippedAdam({"lr": 0.05}), loss=elbo.differentiable_loss)
+    for _ in range(5):
+        assert math.isfinite(svi.step(FLIPS))
+    assert ppl.param("a").item() != 1.0
+
+
+def test_programs_without_params_step_without_error():
+    def model(x):
+        ppl.sample("z", dist.Normal(0.0, 1.0))
+
+    svi = SVI(model, lambda x: ppl.sample("z", dist.Normal(0.5, 1.0)), Adam({"lr": 0.1}), loss=Trace_ELBO())
+    assert math.isfinite(svi.step(None))
+
+
+def test_optim_must_be_a_ppl_optimizer():
+    model, guide = coin_programs()
+    with pytest.raises(ValueError, match="ppl.optim"):
+        SVI(model, guide, torch.optim.Adam([torch.zeros(1, requires_grad=True)]), loss=Trace_ELBO())
+
+
+def tails_model(x):
+    z = ppl.sample("z", dist.Uniform(0.0, 0.5))
+    ppl.sample("x", dist.Bernoulli(z).expand([len(x)]).to_event(1), obs=x)
+
+
+def test_non_finite_loss_names_the_step_and_the_site_and_updates_nothing():
+    _, guide = coin_programs()
+    svi = SVI(tails_model, guide, Adam({"lr": 0.01}), loss=Trace_ELBO())
+    ppl.set_rng_seed(6)
+    with ppl.validation_enabled(False):
+        with pytest.raises(FloatingPointError) as info:
+            for step in range(100):
+                before = {n: ppl.param(n).item() for n in ("a", "b")} if step else None
+                svi.step(FLIPS)
+    message = str(info.value)
+    assert f"at step {step} " in message and step > 0
+    assert "model site 'z' (Uniform): log density -inf" in message
+    assert {n: ppl.param(n).item() for n in ("a", "b")} == before
+    assert all(leaf.grad is None for _, leaf in ppl.get_param_store().named_parameters())
+    assert get_stack() == []
+
+
+def test_guide_missing_a_site_fails_in_step_with_the_site_name():
+    model, _ = coin_programs()
+    svi = SVI(model, lambda x: ppl.param("a", torch.tensor(1.0)), Adam({"lr": 0.01}), loss=Trace_ELBO())
+    with pytest.raises(ValueError, match="model site 'z'"):
+        svi.step(FLIPS)
+    assert get_stack() == []
+
+
+def test_an_error_inside_step_leaves_no_handler_and_no_partial_gradient():
+    model, guide = coin_programs()
+    calls = []
+
+    def flaky_model(x):
+        calls.append(None)
+        if len(calls) == 2:  # the second particle of the step fails
+            raise RuntimeError("boom")
+        model(x)
+
+    svi = SVI(flaky_model, guide, Adam({"lr": 0.01}), loss=Trace_ELBO(num_particles=2))
+    with pytest.raises(RuntimeError, match="boom"):
+        svi.step(FLIPS)
+    assert get_stack() == []
+    assert all(leaf.grad is None for _, leaf in ppl.get_param_store().named_parameters())
+    svi.step(FLIPS)  # the next step starts clean
+    assert get_stack() == []
+
+
+def test_step_under_outer_handlers_sees_substituted_params():
+    # A substituted param has no unconstrained leaf: the step skips it and does not fail.
+    model, guide = coin_programs()
+    svi = SVI(model, poutine.substitute(guide, data={"b": torch.tensor(3.0)}), Adam({"lr": 0.1}),
+              loss=Trace_ELBO())
+    svi.step(FLIPS)
+    assert "b" not in ppl.get_param_store() and ppl.param("a").item() != 1.0
