@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 HTML   := _build/html
 
-.PHONY: book test lab export execute check-export unit notebooks strict-book site clean
+.PHONY: book test lab export execute check-export unit notebooks strict-book site bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ export:
 ## execute: re-run every chapter in place to refresh its stored outputs
 execute: $(STAMP)
 	$(BIN)/python tools/execute.py
+
+## bench: time an SVI step of ppl against hand-written torch and Pyro; print the table (a few minutes)
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
 
 
 clean:

@@ -257,3 +257,48 @@ def test_same_values_as_pyros_param_store(name):
     assert torch.allclose(dict(store.named_parameters())["p"],
                           dict(pyro.get_param_store().named_parameters())["p"])
     pyro.clear_param_store()
+
+
+@pytest.mark.parametrize("name", sorted(CONSTRAINTS))
+@given(u=unconstrained)
+def test_cached_transform_gives_torchs_values_and_gradients_exactly(name, u):
+    # The store keeps param_transform(constraint): transform_to's map less its identity steps.
+    constraint = CONSTRAINTS[name][0]
+    store = ParamStore()
+    store.get_param("p", transform_to(constraint)(shaped(name, u)), constraint=constraint)
+    leaf = dict(store.named_parameters())["p"]
+    ours = store["p"]
+    theirs = transform_to(constraint)(leaf)
+    assert torch.equal(ours, theirs)
+    weights = torch.arange(1.0, ours.numel() + 1).reshape(ours.shape)
+    (grad_ours,) = torch.autograd.grad((ours * weights).sum(), leaf)
+    (grad_theirs,) = torch.autograd.grad((theirs * weights).sum(), leaf)
+    assert torch.equal(grad_ours, grad_theirs)
+
+
+def test_param_transform_drops_only_identity_steps():
+    assert params.param_transform(constraints.real) is None
+    assert type(params.param_transform(constraints.positive)).__name__ == "ExpTransform"
+    assert type(params.param_transform(constraints.interval(0.0, 1.0))).__name__ == "SigmoidTransform"
+    kept = params._steps(params.param_transform(constraints.interval(-1.0, 3.0)))
+    assert [type(s).__name__ for s in kept] == ["SigmoidTransform", "AffineTransform"]
+    # a tensor loc or scale may broadcast the value to a new shape: kept, though it is 0 and 1
+    tensor_bounds = constraints.interval(torch.zeros(3), torch.ones(3))
+    assert len(params._steps(params.param_transform(tensor_bounds))) == 2
+
+
+def test_transform_cache_follows_delete_clear_and_set_state():
+    store = ParamStore()
+    store.get_param("p", t(2.0), constraint=constraints.positive)
+    del store["p"]
+    assert store.get_param("p", t(0.5), constraint=constraints.unit_interval).item() == pytest.approx(0.5)
+    store.clear()
+    assert torch.equal(store.get_param("p", t(-3.0)), t(-3.0))  # real now: no stale exp
+    state = {"params": {"p": t(0.0)}, "constraints": {"p": constraints.positive}}
+    store.set_state(state)  # overwrites a real "p" with a positive one
+    assert store["p"].item() == pytest.approx(1.0)
+    store.set_state({"params": {"p": t(0.0)}, "constraints": {"p": constraints.real}})
+    assert store["p"].item() == 0.0
+    other = ParamStore()
+    other.set_state(store.get_state())
+    assert other["p"].item() == 0.0

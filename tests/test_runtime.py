@@ -4,6 +4,8 @@ import random
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 import ppl.distributions as dist
 from ppl import runtime
@@ -241,6 +243,27 @@ def test_check_observation_errors_name_the_site(fn, value, error, pattern):
     with pytest.raises(error, match=pattern) as info:
         check_observation(make_msg(name="my_site", fn=fn, value=value))
     assert "'my_site'" in str(info.value)
+
+
+shapes = st.lists(st.integers(0, 3), max_size=4).map(tuple)
+
+
+@given(value_shape=shapes, batch_shape=shapes)
+def test_check_observation_shape_rule_is_torchs_broadcasting(value_shape, batch_shape):
+    # check_observation's plain-Python broadcasting rule against torch.broadcast_shapes
+    try:
+        torch.broadcast_shapes(value_shape, batch_shape)
+        expected = True
+    except RuntimeError:
+        expected = False
+    assert runtime._broadcastable(torch.Size(value_shape), torch.Size(batch_shape)) == expected
+    fn = dist.Normal(torch.zeros(batch_shape), 1.0)
+    msg = make_msg(name="y", fn=fn, value=torch.zeros(value_shape))
+    if expected:
+        check_observation(msg)
+    else:
+        with pytest.raises(ValueError, match="'y'.*shape"):
+            check_observation(msg)
 
 
 def test_observed_values_are_checked_only_when_validation_is_on():

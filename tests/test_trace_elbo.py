@@ -435,7 +435,6 @@ def test_non_finite_particle_names_the_first_bad_site():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"vectorize_particles": True}, "ppl.plate"),
     ({"num_particles": 0}, "positive integer"),
     ({"num_particles": 2.0}, "positive integer"),
 ])

@@ -129,7 +129,8 @@ def top_level_names(tree: ast.Module) -> list[str]:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
                 for sub in ast.walk(target):
-                    if isinstance(sub, ast.Name):
+                    # only names bound here: `Cls.method = f` defines no new top-level name
+                    if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
                         names.append(sub.id)
     return names
 

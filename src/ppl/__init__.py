@@ -12,10 +12,11 @@ module                        chapter     holds
 ``ppl.distributions``         4           torch's distributions with Pyro's
                                           ``to_event``/``expand``/``mask``; ``Delta``
 ``ppl.params``                4           the parameter store
-``ppl.infer``                 5, 6, 8     ELBO and gradient estimators;
+``ppl.infer``                 5, 6, 8, 9  ELBO and gradient estimators;
                                           ``Trace_ELBO``, ``TraceMeanField_ELBO``, ``SVI``
 ``ppl.runtime``               7           messages, the handler stack, validation
-``ppl.primitives``            7           ``sample``, ``param``, ``factor``, ...
+``ppl.primitives``            7, 9        ``sample``, ``param``, ``factor``, ...;
+                                          ``plate``
 ``ppl.handlers``              7           ``trace``, ``replay``, ``condition``, ...
 ============================  ==========  ============================================
 
@@ -24,13 +25,13 @@ Pyro's top-level names live here too, so that ``import ppl as pyro`` runs Pyro p
 
 from ppl import distributions, exact, handlers, infer, optim, params, runtime
 from ppl.params import clear_param_store, get_param_store
-from ppl.primitives import deterministic, factor, module, param, sample
+from ppl.primitives import deterministic, factor, module, param, plate, sample
 from ppl.runtime import enable_validation, is_validation_enabled, set_rng_seed, validation_enabled
 
 __version__ = "0.1.0"
 __all__ = [
     "distributions", "exact", "handlers", "infer", "optim", "params", "runtime",
     "clear_param_store", "get_param_store",
-    "deterministic", "factor", "module", "param", "sample",
+    "deterministic", "factor", "module", "param", "plate", "sample",
     "enable_validation", "is_validation_enabled", "set_rng_seed", "validation_enabled",
 ]

@@ -15,6 +15,7 @@ from os import PathLike
 import torch
 from torch.distributions import constraints, transform_to
 from torch.distributions.constraints import Constraint
+from torch.distributions.transforms import AffineTransform, ComposeTransform, Transform
 
 
 def constraint_to_spec(constraint: Constraint) -> dict:
@@ -73,6 +74,38 @@ def _same_argument(x, y) -> bool:
     return x == y
 
 
+def param_transform(constraint: Constraint) -> Transform | None:
+    """``transform_to(constraint)`` without the steps that change nothing; None if none is left.
+
+    Torch builds some maps with a step that is the identity: ``transform_to(positive)`` is ``exp``
+    followed by the affine map ``0 + 1 * x`` (torch treats ``positive`` as ``greater_than(0)``).
+    That step costs two tensor operations on every look-up and two more in every backward pass, so
+    the parameter store drops it. The values and gradients are the same.
+
+    >>> param_transform(constraints.positive)
+    ExpTransform()
+    """
+    if constraint is constraints.real:
+        return None
+    steps = [step for step in _steps(transform_to(constraint)) if not _is_identity(step)]
+    if not steps:
+        return None
+    return steps[0] if len(steps) == 1 else ComposeTransform(steps)
+
+
+def _steps(transform: Transform) -> list[Transform]:
+    if isinstance(transform, ComposeTransform):
+        return [step for part in transform.parts for step in _steps(part)]
+    return [transform]
+
+
+def _is_identity(transform: Transform) -> bool:
+    # An affine map with the Python numbers loc 0 and scale 1 (tensor arguments may broadcast).
+    return (type(transform) is AffineTransform
+            and isinstance(transform.loc, (int, float)) and transform.loc == 0
+            and isinstance(transform.scale, (int, float)) and transform.scale == 1)
+
+
 class ParamStore:
     """Named learnable parameters: each kept as an unconstrained leaf, returned constrained.
 
@@ -83,12 +116,14 @@ class ParamStore:
 
     >>> store = ParamStore()
     >>> store.get_param("scale", torch.tensor(2.0), constraint=constraints.positive)
-    tensor(2., grad_fn=<AddBackward0>)
+    tensor(2., grad_fn=<ExpBackward0>)
     """
 
     def __init__(self) -> None:
         self._params: dict[str, torch.Tensor] = {}  # name -> unconstrained leaf, requires_grad
         self._constraints: dict[str, Constraint] = {}  # name -> constraint
+        # name -> param_transform(constraint), found once per param rather than on every look-up
+        self._transforms: dict[str, Transform | None] = {}
 
     def get_param(self, name: str, init_tensor: torch.Tensor | Callable[[], torch.Tensor] | None = None,
                   constraint: Constraint = constraints.real, event_dim: int | None = None) -> torch.Tensor:
@@ -130,8 +165,13 @@ class ParamStore:
             raise ValueError(f"param {name!r}: init_tensor is outside the constraint {constraint}")
         with torch.no_grad():  # clone: the store must not share memory with the caller's tensor
             unconstrained = transform_to(constraint).inv(init.detach()).clone().contiguous()
-        self._params[name] = unconstrained.requires_grad_(True)
+        self._set(name, unconstrained.requires_grad_(True), constraint)
+
+    def _set(self, name: str, unconstrained: torch.Tensor, constraint: Constraint) -> None:
+        # The one place that adds a param: leaf, constraint and transform stay in step.
+        self._params[name] = unconstrained
         self._constraints[name] = constraint
+        self._transforms[name] = param_transform(constraint)
 
     def _check_constraint(self, name: str, constraint: Constraint) -> None:
         stored = self._constraints[name]
@@ -149,8 +189,8 @@ class ParamStore:
         """The constrained value of ``name``; for ``constraints.real``, the leaf itself."""
         if name not in self._params:
             raise self._missing(name)
-        unconstrained, constraint = self._params[name], self._constraints[name]
-        value = unconstrained if constraint is constraints.real else transform_to(constraint)(unconstrained)
+        unconstrained, transform = self._params[name], self._transforms[name]
+        value = unconstrained if transform is None else transform(unconstrained)
         value.unconstrained = weakref.ref(unconstrained)
         return value
 
@@ -166,7 +206,7 @@ class ParamStore:
     def __delitem__(self, name: str) -> None:
         if name not in self._params:
             raise self._missing(name)
-        del self._params[name], self._constraints[name]
+        del self._params[name], self._constraints[name], self._transforms[name]
 
     def keys(self) -> KeysView[str]:
         """The parameter names, in creation order."""
@@ -196,6 +236,7 @@ class ParamStore:
         """Forget every parameter."""
         self._params.clear()
         self._constraints.clear()
+        self._transforms.clear()
 
     def get_state(self) -> dict:
         """``{"params": {name: unconstrained leaf}, "constraints": {name: constraint}}``, as in Pyro."""
@@ -212,8 +253,7 @@ class ParamStore:
         for name, param in state["params"].items():
             if not (param.is_leaf and param.requires_grad):
                 param = param.detach().requires_grad_(True)
-            self._params[name] = param
-            self._constraints[name] = state["constraints"][name]
+            self._set(name, param, state["constraints"][name])
 
     def save(self, path: str | PathLike) -> None:
         """Write the parameters to ``path`` (unconstrained values, constraints as plain data)."""

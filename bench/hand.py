@@ -1,0 +1,116 @@
+"""Hand-written SVI steps: the same math as the programs in ``programs.py``, in plain torch.
+
+Each class holds its unconstrained leaves and a ``torch.optim.Adam`` (``foreach=True``, as ppl
+uses), and its ``step()`` draws from the guide, scores model and guide, calls ``backward``, steps
+the optimizer and returns the loss as a float: what an SVI step must do in eager torch at the
+least. The distributions are torch's own, so torch's argument checks follow the same switch as the
+libraries' (``torch.distributions.Distribution.set_default_validate_args``).
+"""
+
+import torch
+from torch.distributions import Bernoulli, Beta, Independent, Normal
+
+LR = 0.01
+
+
+def _leaf(value) -> torch.Tensor:
+    return torch.as_tensor(value, dtype=torch.get_default_dtype()).clone().requires_grad_(True)
+
+
+class _Hand:
+    params: list[torch.Tensor]
+
+    def _optimizer(self) -> None:
+        self.optim = torch.optim.Adam(self.params, lr=LR, foreach=True)
+
+    def step(self) -> float:
+        loss = self.loss()
+        loss.backward()
+        self.optim.step()
+        self.optim.zero_grad(set_to_none=True)
+        return loss.item()
+
+
+class Coin(_Hand):
+    """(A) The coin: Beta guide with two positive params, ten Bernoulli observations in a loop."""
+
+    def __init__(self, data: torch.Tensor) -> None:
+        self.data = data
+        self.u_alpha = _leaf(torch.tensor(15.0).log())
+        self.u_beta = _leaf(torch.tensor(15.0).log())
+        self.params = [self.u_alpha, self.u_beta]
+        self._optimizer()
+
+    def loss(self) -> torch.Tensor:
+        q = Beta(torch.exp(self.u_alpha), torch.exp(self.u_beta))
+        fairness = q.rsample()
+        log_p = Beta(10.0, 10.0).log_prob(fairness)
+        for i in range(len(self.data)):
+            log_p = log_p + Bernoulli(fairness).log_prob(self.data[i])
+        return q.log_prob(fairness) - log_p
+
+
+class Regression(_Hand):
+    """(B) Bayesian linear regression with a mean-field Normal guide."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+        d = x.shape[1]
+        self.w_loc, self.u_w_scale = _leaf(torch.zeros(d)), _leaf(torch.zeros(d))
+        self.b_loc, self.u_b_scale = _leaf(0.0), _leaf(0.0)
+        self.params = [self.w_loc, self.u_w_scale, self.b_loc, self.u_b_scale]
+        self._optimizer()
+
+    def loss(self) -> torch.Tensor:
+        q_w = Independent(Normal(self.w_loc, torch.exp(self.u_w_scale)), 1)
+        q_b = Normal(self.b_loc, torch.exp(self.u_b_scale))
+        w, b = q_w.rsample(), q_b.rsample()
+        log_p = (Independent(Normal(torch.zeros(self.x.shape[1]), 1.0), 1).log_prob(w)
+                 + Normal(0.0, 10.0).log_prob(b)
+                 + Normal(self.x @ w + b, 0.5).log_prob(self.y).sum())
+        return q_w.log_prob(w) + q_b.log_prob(b) - log_p
+
+
+class ManyLatents(_Hand):
+    """(C) ``k`` scalar latents with a mean-field guide of ``2k`` scalar params."""
+
+    def __init__(self, y: torch.Tensor, k: int = 20) -> None:
+        self.y, self.k = y, k
+        self.locs = [_leaf(0.0) for _ in range(k)]
+        self.u_scales = [_leaf(0.0) for _ in range(k)]
+        self.params = [p for pair in zip(self.locs, self.u_scales) for p in pair]
+        self._optimizer()
+
+    def loss(self) -> torch.Tensor:
+        zs, log_q, log_p = [], 0.0, 0.0
+        for loc, u_scale in zip(self.locs, self.u_scales):
+            q = Normal(loc, torch.exp(u_scale))
+            z = q.rsample()
+            log_q = log_q + q.log_prob(z)
+            log_p = log_p + Normal(0.0, 1.0).log_prob(z)
+            zs.append(z)
+        log_p = log_p + Independent(Normal(torch.stack(zs), 1.0), 1).log_prob(self.y)
+        return log_q - log_p
+
+
+class BernoulliLatents(_Hand):
+    """(D) A Bernoulli latent per data point: the score-function (REINFORCE) surrogate."""
+
+    def __init__(self, y: torch.Tensor) -> None:
+        self.y = y
+        self.logits = _leaf(torch.zeros(y.shape[0]))
+        self.params = [self.logits]
+        self._optimizer()
+
+    def step(self) -> float:
+        n = self.y.shape[0]
+        q = Bernoulli(logits=self.logits)
+        z = q.sample()
+        log_q = q.log_prob(z).sum()
+        log_p = (Bernoulli(0.3).expand((n,)).log_prob(z).sum()
+                 + Normal(2.0 * z - 1.0, 1.0).log_prob(self.y).sum())
+        elbo = (log_p - log_q).detach()
+        (-(log_q * elbo)).backward()  # gradient: -elbo * grad log q
+        self.optim.step()
+        self.optim.zero_grad(set_to_none=True)
+        return -elbo.item()
