@@ -241,7 +241,8 @@ def test_subsample_size_draws_a_uniform_subset_without_replacement():
     n, b, draws = 10, 3, 4000
     counts = torch.zeros(n)
     for _ in range(draws):
-        idx = ppl.plate("data", n, subsample_size=b).indices
+        with ppl.plate("data", n, subsample_size=b) as idx:
+            pass
         assert idx.dtype == torch.long and idx.shape == (b,)
         assert len(set(idx.tolist())) == b and 0 <= idx.min() and idx.max() < n
         counts[idx] += 1
@@ -250,9 +251,9 @@ def test_subsample_size_draws_a_uniform_subset_without_replacement():
     se = math.sqrt(p * (1 - p) / draws)
     assert ((counts / draws - p).abs() / se).max() < 5
     ppl.set_rng_seed(0)
-    first = ppl.plate("data", n, subsample_size=b).indices
+    first = list(ppl.plate("data", n, subsample_size=b))
     ppl.set_rng_seed(1)
-    assert not torch.equal(first, ppl.plate("data", n, subsample_size=b).indices)
+    assert first != list(ppl.plate("data", n, subsample_size=b))
 
 
 def test_scale_is_size_over_subsample_size_and_multiplies_when_nested():
@@ -638,7 +639,8 @@ GRID_X = torch.tensor([[0.3, 2.1, -0.5, 1.4], [1.9, -0.7, 0.8, 2.6], [-1.2, 0.4,
 IDX = torch.tensor([6, 1, 3])
 
 ELBO_CASES = {
-    "hierarchical": (hierarchical, (GRID_X,), {"mu": torch.tensor(0.4), "g": torch.tensor([[1.0], [0.2], [-0.5]])}),
+    "hierarchical": (hierarchical, (GRID_X,),
+                     {"mu": torch.tensor(0.4), "g": torch.tensor([[1.0], [0.2], [-0.5]])}),
     "minibatched": (minibatched, (torch.linspace(-2, 3, 8), IDX),
                     {"mu": torch.tensor(-0.3), "z": torch.tensor([0.5, -1.0, 0.25])}),
     "mixture": (mixture, (MIX_X,), {"z": (torch.arange(20) % 3 == 0).float()}),
@@ -997,3 +999,9 @@ def test_model_guide_check_ignores_the_plate_site_but_not_a_missing_latent():
 
     with pytest.raises(ValueError, match="model site 'mu' is latent"):
         Trace_ELBO().loss(model, guide_without_mu, NORMAL_X)
+
+
+def test_subsample_size_larger_than_size_names_the_plate():
+    with pytest.raises(ValueError, match=r"plate 'data': subsample_size=5 is larger than size=3"):
+        ppl.plate("data", 3, subsample_size=5)
+    assert_clean()

@@ -13,8 +13,6 @@ SVI losses step by step, fitted params.
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -54,7 +52,7 @@ def run_both(program, *args, **kwargs):
 
 
 def sites(tr):
-    """Name -> (type, value, frames, scale, is_observed) of a trace's sample sites, in order."""
+    """Name -> (value, frames, scale, is_observed) of a trace's sample sites."""
     return {name: (site["value"], tuple((f.name, f.dim, f.size, f.counter) for f in site["cond_indep_stack"]),
                    float(site["scale"]), site["is_observed"])
             for name, site in tr.nodes.items() if site["type"] == "sample"}
@@ -126,8 +124,8 @@ def regression_svi(pyro, dist, poutine, optim, num_steps=150, subsample_size=50)
         s_loc = pyro.param("s_loc", torch.tensor(0.0))
         pyro.sample("w", dist.Normal(w_loc, w_scale).to_event(1))
         pyro.sample("b", dist.Normal(b_loc, b_scale))
-        pyro.sample("sigma", dist.TransformedDistribution(
-            dist.Normal(s_loc, 0.1), [dist.transforms.SigmoidTransform(), dist.transforms.AffineTransform(0.0, 10.0)]))
+        to_0_10 = [dist.transforms.SigmoidTransform(), dist.transforms.AffineTransform(0.0, 10.0)]
+        pyro.sample("sigma", dist.TransformedDistribution(dist.Normal(s_loc, 0.1), to_0_10))
 
     pyro.set_rng_seed(0)
     svi = pyro.infer.SVI(model, guide, optim.ClippedAdam({"lr": 0.05}), loss=pyro.infer.Trace_ELBO())

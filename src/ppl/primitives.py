@@ -322,6 +322,9 @@ class plate(Messenger):
         if subsample_size is not None and (not isinstance(subsample_size, int) or subsample_size < 1):
             raise ValueError(f"plate {name!r}: subsample_size must be a positive int or None, "
                              f"got {subsample_size!r}")
+        if subsample_size is not None and subsample_size > size:
+            raise ValueError(f"plate {name!r}: subsample_size={subsample_size} is larger than "
+                             f"size={size}; a minibatch cannot hold more indices than the plate")
         self.name, self.size, self._dim_arg = name, size, dim
         self.dim: int | None = None
         self.counter = 0
