@@ -96,17 +96,23 @@ def _without_leading_ones(shape: torch.Size) -> tuple[int, ...]:
     return shape
 
 
-def _log_prob_sum(name: str, site: Message) -> torch.Tensor:
-    # The site's log-density at its value, scaled and masked, summed; kept on the site, as in Pyro.
+def _site_log_prob(name: str, site: Message) -> torch.Tensor:
+    # The site's log-density tensor at its value, scaled and masked. The unscaled tensor (for the
+    # score-function term) and the sum are kept on the site, as in Pyro.
     try:
         log_p = site["fn"].log_prob(site["value"], *site["args"], **site["kwargs"])
     except ValueError as error:
         raise ValueError(f"while computing log_prob at site {name!r}: {error}") from error
-    site["unscaled_log_prob"] = log_p  # the score-function term uses it
+    site["unscaled_log_prob"] = log_p
     log_p = scale_and_mask(log_p, site["scale"], site["mask"])
-    total = log_p.sum() if log_p.dim() else log_p
-    site["log_prob_sum"] = total
-    return total
+    site["log_prob_sum"] = log_p.sum() if log_p.dim() else log_p
+    return log_p
+
+
+def _log_prob_sum(name: str, site: Message) -> torch.Tensor:
+    # The site's scaled, masked log-density, summed.
+    _site_log_prob(name, site)
+    return site["log_prob_sum"]
 
 
 def first_nonfinite_site(model_trace: Trace, guide_trace: Trace) -> str | None:
@@ -306,18 +312,6 @@ def _sum_to(value: torch.Tensor, frames: frozenset, target: frozenset) -> torch.
         if -f.dim <= value.dim():
             value = value.sum(f.dim, keepdim=True)
     return value
-
-
-def _site_log_prob(name: str, site: Message) -> torch.Tensor:
-    # The scaled, masked log-density tensor of a site; like _log_prob_sum, it keeps the sum.
-    try:
-        log_p = site["fn"].log_prob(site["value"], *site["args"], **site["kwargs"])
-    except ValueError as error:
-        raise ValueError(f"while computing log_prob at site {name!r}: {error}") from error
-    site["unscaled_log_prob"] = log_p
-    log_p = scale_and_mask(log_p, site["scale"], site["mask"])
-    site["log_prob_sum"] = log_p.sum() if log_p.dim() else log_p
-    return log_p
 
 
 def _plate_aware_elbo(self, model_trace: Trace, guide_trace: Trace) -> torch.Tensor:
