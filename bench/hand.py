@@ -1,9 +1,10 @@
 """Hand-written SVI steps: the same math as the programs in ``programs.py``, in plain torch.
 
 Each class holds its unconstrained leaves and a ``torch.optim.Adam`` (``foreach=True``, as ppl
-uses), and its ``step()`` draws from the guide, scores model and guide, calls ``backward``, steps
-the optimizer and returns the loss as a float: what an SVI step must do in eager torch at the
-least. The distributions are torch's own, so torch's argument checks follow the same switch as the
+uses); its ``surrogate()`` draws from the guide and scores model and guide, and its ``step()``
+calls ``backward`` on the surrogate, steps the optimizer and returns the loss as a float: what an
+SVI step must do in eager torch at the least. ``tests/test_bench.py`` checks that each computes
+the same loss and gradient as ppl's ``Trace_ELBO`` for the same draws. The distributions are torch's own, so torch's argument checks follow the same switch as the
 libraries' (``torch.distributions.Distribution.set_default_validate_args``).
 """
 
@@ -23,9 +24,14 @@ class _Hand:
     def _optimizer(self) -> None:
         self.optim = torch.optim.Adam(self.params, lr=LR, foreach=True)
 
-    def step(self) -> float:
+    def surrogate(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the tensor to differentiate, the loss): the same tensor when every draw is pathwise."""
         loss = self.loss()
-        loss.backward()
+        return loss, loss
+
+    def step(self) -> float:
+        surrogate, loss = self.surrogate()
+        surrogate.backward()
         self.optim.step()
         self.optim.zero_grad(set_to_none=True)
         return loss.item()
@@ -94,7 +100,12 @@ class ManyLatents(_Hand):
 
 
 class BernoulliLatents(_Hand):
-    """(D) A Bernoulli latent per data point: the score-function (REINFORCE) surrogate."""
+    """(D) A Bernoulli latent per data point: the score-function (REINFORCE) surrogate, per point.
+
+    Inside a plate each point's score is weighted by its own point's log p - log q only, the
+    other points' terms being independent of its draw: the estimator that ppl's and Pyro's
+    ``Trace_ELBO`` compute for this program (chapter 9), not the whole-particle one.
+    """
 
     def __init__(self, y: torch.Tensor) -> None:
         self.y = y
@@ -102,15 +113,12 @@ class BernoulliLatents(_Hand):
         self.params = [self.logits]
         self._optimizer()
 
-    def step(self) -> float:
+    def surrogate(self) -> tuple[torch.Tensor, torch.Tensor]:
         n = self.y.shape[0]
         q = Bernoulli(logits=self.logits)
         z = q.sample()
-        log_q = q.log_prob(z).sum()
-        log_p = (Bernoulli(0.3).expand((n,)).log_prob(z).sum()
-                 + Normal(2.0 * z - 1.0, 1.0).log_prob(self.y).sum())
-        elbo = (log_p - log_q).detach()
-        (-(log_q * elbo)).backward()  # gradient: -elbo * grad log q
-        self.optim.step()
-        self.optim.zero_grad(set_to_none=True)
-        return -elbo.item()
+        log_q = q.log_prob(z)  # one term per data point
+        log_p = Bernoulli(0.3).expand((n,)).log_prob(z) + Normal(2.0 * z - 1.0, 1.0).log_prob(self.y)
+        cost = (log_p - log_q).detach()  # each point's own terms
+        # gradient: -sum_i cost_i * grad log q_i; the loss: -(log p - log q), summed
+        return -(log_q * cost).sum(), -cost.sum()

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ppl.distributions as dist
+from ppl.distributions import constraints
 from ppl import runtime
 from ppl.runtime import (
     HANDLER_STACK,
@@ -245,6 +246,21 @@ def test_check_observation_errors_name_the_site(fn, value, error, pattern):
     assert "'my_site'" in str(info.value)
 
 
+@pytest.mark.parametrize("fn", [dist.Normal(torch.zeros(4), 1.0),
+                                dist.Normal(torch.zeros(4), 1.0).to_event(1),
+                                dist.Normal(torch.zeros(2, 2), 1.0).to_event(2)])
+def test_real_support_check_finds_the_nan_and_accepts_infinities(fn):
+    # The real line's check is one sum (nan if any entry is); +inf and -inf together also sum to
+    # nan, and the full check must then accept them.
+    bad = torch.tensor([0.0, 1.0, float("nan"), 2.0]).reshape(fn.batch_shape + fn.event_shape)
+    with pytest.raises(ValueError, match="'y'.*support.*e.g. nan"):
+        check_observation(make_msg(name="y", fn=fn, value=bad))
+    both = torch.tensor([float("inf"), float("-inf"), 0.0, 1.0]).reshape(bad.shape)
+    assert torch.isnan(both.sum())
+    check_observation(make_msg(name="y", fn=fn, value=both))
+    check_observation(make_msg(name="y", fn=fn, value=torch.arange(4).reshape(bad.shape)))  # ints
+
+
 shapes = st.lists(st.integers(0, 3), max_size=4).map(tuple)
 
 
@@ -302,3 +318,21 @@ def test_rng_state_round_trip():
         x = runtime.numpy.random.rand()
         set_rng_state(state)
         assert runtime.numpy.random.rand() == x
+
+
+@pytest.mark.parametrize("support", [constraints.real, constraints.boolean, constraints.positive,
+                                     constraints.nonnegative, constraints.unit_interval,
+                                     constraints.nonnegative_integer, constraints.positive_integer])
+@pytest.mark.parametrize("number", [0.0, -0.0, 1.0, 0.5, -1.0, 2.0, 3.5, 1e30, float("inf"),
+                                    float("-inf"), float("nan")])
+def test_one_number_checks_agree_with_torchs(support, number):
+    # check_observation's plain-Python check of a one-element value against the torch check.
+    assert runtime._ONE_NUMBER_CHECKS[support](number) == bool(support.check(torch.tensor(number)))
+    for value in (torch.tensor(number), torch.tensor([number])):
+        assert runtime._ONE_NUMBER_CHECKS[support](value.item()) == bool(support.check(value).all())
+
+
+def test_one_number_checks_cover_ints_and_bools():
+    for support in runtime._ONE_NUMBER_CHECKS:
+        for value in (torch.tensor(0), torch.tensor(3), torch.tensor(-2), torch.tensor(True)):
+            assert runtime._ONE_NUMBER_CHECKS[support](value.item()) == bool(support.check(value).all())

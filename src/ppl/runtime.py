@@ -233,12 +233,30 @@ def check_observation(msg: Message) -> None:
         return
     if constraints.is_dependent(support):
         return
-    inside = support.check(value)
+    base = support.base_constraint if isinstance(support, constraints.independent) else support
+    if value.numel() == 1 and base in _ONE_NUMBER_CHECKS:
+        if _ONE_NUMBER_CHECKS[base](value.item()):
+            return
+    elif base is constraints.real and not bool(value.sum().isnan()):
+        return
+    inside = base.check(value)  # an independent constraint only reduces over its event dims
     if not bool(inside.all()):
         outside = value[~inside] if inside.shape == value.shape else value
         raise ValueError(f"sample site {name!r}: the observed value is outside the support "
                          f"{support} of {type(fn).__name__}, e.g. {outside.flatten()[0].item()!r}; "
                          "check the data, or use a distribution whose support contains it")
+
+
+# The common supports, checked on one Python number: as torch's checks, without a torch call.
+_ONE_NUMBER_CHECKS = {
+    constraints.real: lambda x: x == x,  # all but nan
+    constraints.boolean: lambda x: x == 0 or x == 1,
+    constraints.positive: lambda x: x > 0,
+    constraints.nonnegative: lambda x: x >= 0,
+    constraints.unit_interval: lambda x: 0 <= x <= 1,
+    constraints.nonnegative_integer: lambda x: x >= 0 and x % 1 == 0,
+    constraints.positive_integer: lambda x: x >= 1 and x % 1 == 0,
+}
 
 
 def _broadcastable(a: torch.Size, b: torch.Size) -> bool:

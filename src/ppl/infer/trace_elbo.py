@@ -314,6 +314,25 @@ def _sum_to(value: torch.Tensor, frames: frozenset, target: frozenset) -> torch.
     return value
 
 
+def _add_up(terms: list) -> torch.Tensor | float:
+    # The sum of a list of scalar tensors in one torch call (a chain of + would record one per term).
+    if not terms:
+        return 0.0
+    return terms[0] if len(terms) == 1 else torch.stack(terms).sum()
+
+
+def _cost(log_r: list, frames: frozenset) -> torch.Tensor:
+    # The cost of a score in the plates `frames`: each log p minus each log q, summed down to them.
+    cost = None
+    for value_frames, sign, value in log_r:
+        value = _sum_to(value, value_frames, frames)
+        if cost is None:
+            cost = value if sign > 0 else -value
+        else:
+            cost = cost + value if sign > 0 else cost - value
+    return cost
+
+
 def _plate_aware_elbo(self, model_trace: Trace, guide_trace: Trace) -> torch.Tensor:
     """The surrogate ELBO of one particle, each score term costed within its own plate slice.
 
@@ -327,29 +346,32 @@ def _plate_aware_elbo(self, model_trace: Trace, guide_trace: Trace) -> torch.Ten
     nonreparam = [(name, site) for name, site in guide_trace.nodes.items()
                   if site["type"] == "sample" and not site["fn"].has_rsample
                   and not _is_subsample_site(site)]
-    elbo = 0.0
-    log_r = []  # (plates, log p or -log q reduced to the plate dims, detached), for the costs
-    for sign, tr in ((1.0, model_trace), (-1.0, guide_trace)):
+    log_p_sums, log_q_sums = [], []  # one summed log-density per site, added up at the end
+    log_r = []  # (plates, +1 for log p or -1 for log q, the site's log-density), for the costs
+    for sign, tr in ((1, model_trace), (-1, guide_trace)):
         for name, site in tr.nodes.items():
             if site["type"] != "sample" or _is_subsample_site(site):
                 continue
             log_p = _site_log_prob(name, site)
             total = site["log_prob_sum"]
             if sign > 0:
-                elbo = elbo + total
+                log_p_sums.append(total)
             elif site["fn"].has_rsample:
-                elbo = elbo - total
+                log_q_sums.append(total)
             else:
-                elbo = elbo - total.detach()  # its own gradient has mean zero: left out
+                log_q_sums.append(total.detach())  # its own gradient has mean zero: left out
             if nonreparam:
-                frames = _plate_frames(site)
-                reduced = _reduce_to_plates(log_p.detach(), frames)
-                log_r.append((frames, reduced if sign > 0 else -reduced))
-    for name, site in nonreparam:
-        frames = _plate_frames(site)
-        cost = sum(_sum_to(value, value_frames, frames) for value_frames, value in log_r)
-        score = _reduce_to_plates(site["unscaled_log_prob"], frames)  # unscaled, as in chapter 8
-        elbo = elbo + ((score - score.detach()) * cost).sum()
+                log_r.append((_plate_frames(site), sign, log_p))
+    elbo = _add_up(log_p_sums)
+    if log_q_sums:
+        elbo = elbo - _add_up(log_q_sums)
+    if nonreparam:
+        with torch.no_grad():  # the costs are constants: no graph for them, nothing to detach
+            log_r = [(frames, sign, _reduce_to_plates(value, frames)) for frames, sign, value in log_r]
+            costs = [_cost(log_r, _plate_frames(site)) for _, site in nonreparam]
+        for (name, site), cost in zip(nonreparam, costs):
+            score = _reduce_to_plates(site["unscaled_log_prob"], _plate_frames(site))  # unscaled (ch. 8)
+            elbo = elbo + ((score - score.detach()) * cost).sum()
     return torch.as_tensor(elbo)
 
 
