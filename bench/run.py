@@ -117,8 +117,27 @@ class Timing:
     warmup: float = 0.3  # seconds per engine before the rounds
 
 
-def time_interleaved(steppers: dict[str, Callable[[], object]], timing: Timing) -> dict[str, float]:
-    """Median seconds per call of each stepper, over ``timing.rounds`` interleaved blocks."""
+class Rounds(dict):
+    """Seconds per call of each stepper, one entry per interleaved round: ``rounds["ppl"][k]``."""
+
+    def median(self, name: str) -> float:
+        return statistics.median(self[name])
+
+    def ratio(self, a: str, b: str) -> float:
+        """The median over rounds of a / b, each round's pair timed back to back.
+
+        A noisy spell on a shared machine slows both engines of a round alike, so the ratio
+        of the same round is steadier than the ratio of the two medians.
+        """
+        return statistics.median(x / y for x, y in zip(self[a], self[b]))
+
+    def difference(self, a: str, b: str) -> float:
+        """The median over rounds of a - b."""
+        return statistics.median(x - y for x, y in zip(self[a], self[b]))
+
+
+def time_interleaved(steppers: dict[str, Callable[[], object]], timing: Timing) -> Rounds:
+    """Seconds per call of each stepper in each of ``timing.rounds`` interleaved blocks."""
     gc.collect()  # once, outside the timed blocks (a full collection takes a good part of a second)
     blocks = {}
     for name, step in steppers.items():
@@ -137,7 +156,7 @@ def time_interleaved(steppers: dict[str, Callable[[], object]], timing: Timing) 
             for _ in range(n):
                 step()
             samples[name].append((time.perf_counter() - start) / n)
-    return {name: statistics.median(values) for name, values in samples.items()}
+    return Rounds(samples)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -159,8 +178,13 @@ def svi_table(configs: list[Config], timing: Timing) -> list[dict]:
                 except Exception as error:  # noqa: BLE001
                     note = _failure(error)
             steppers["pyro"] = svi_stepper("pyro", config)
-            medians = time_interleaved(steppers, timing)
-            rows.append({"config": config, "validate": validate, "note": note, **medians})
+            rounds = time_interleaved(steppers, timing)
+            row = {"config": config, "validate": validate, "note": note,
+                   **{name: rounds.median(name) for name in rounds},
+                   "pyro/hand": rounds.ratio("pyro", "hand")}
+            if "ppl" in rounds:
+                row["ppl/hand"], row["pyro/ppl"] = rounds.ratio("ppl", "hand"), rounds.ratio("pyro", "ppl")
+            rows.append(row)
             print(".", end="", flush=True, file=sys.stderr)
     set_validation(True)
     return rows
@@ -181,10 +205,10 @@ def handler_cost(timing: Timing) -> list[tuple[str, int, bool, float, float]]:
             # ppl.distributions: torch's classes plus .to_event, so the torch work is the same
             bare_program = config.program(programs.Bare(), ppl.distributions)[which == "guide"]
             args = config.args
-            medians = time_interleaved({"trace": lambda: traced(*args), "bare": lambda: bare_program(*args)},
-                                       Timing(timing.rounds, timing.block / 2, timing.warmup / 2))
-            per_statement = (medians["trace"] - medians["bare"]) / statements
-            results.append((label, statements, validate, per_statement * 1e6, medians["bare"] * 1e6))
+            rounds = time_interleaved({"trace": lambda: traced(*args), "bare": lambda: bare_program(*args)},
+                                      Timing(timing.rounds, timing.block / 2, timing.warmup / 2))
+            per_statement = rounds.difference("trace", "bare") / statements
+            results.append((label, statements, validate, per_statement * 1e6, rounds.median("bare") * 1e6))
     set_validation(True)
     return results
 
@@ -193,8 +217,8 @@ def _failure(error: Exception) -> str:
     return f"failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:100]
 
 
-def vectorized_particles(timing: Timing) -> list[tuple[str, bool, float | str, float | None]]:
-    """Seconds per step of 1 particle and of 10 vectorized particles on A, for ppl and Pyro."""
+def vectorized_particles(timing: Timing) -> list[tuple]:
+    """(library, validate, seconds per step of 1 particle, of 10 vectorized particles, their ratio) on A."""
     config = make_configs()[0]
     results = []
     for validate in (False, True):
@@ -211,14 +235,15 @@ def vectorized_particles(timing: Timing) -> list[tuple[str, bool, float | str, f
                                   P.infer.Trace_ELBO(num_particles=10, vectorize_particles=True))
                 svi.step(*config.args)  # a trial step, so that a failure is reported rather than fatal
             except Exception as error:  # noqa: BLE001
-                results.append((lib, validate, _failure(error), None))
+                results.append((lib, validate, _failure(error), None, None))
                 continue
             steppers[f"{lib} 1"] = one
             steppers[f"{lib} 10"] = (lambda s: lambda: s.step(*config.args))(svi)
-        medians = time_interleaved(steppers, timing)
+        rounds = time_interleaved(steppers, timing)
         for lib in ("ppl", "pyro"):
-            if f"{lib} 1" in medians:
-                results.append((lib, validate, medians[f"{lib} 1"], medians[f"{lib} 10"]))
+            if f"{lib} 1" in rounds:
+                results.append((lib, validate, rounds.median(f"{lib} 1"), rounds.median(f"{lib} 10"),
+                                rounds.ratio(f"{lib} 10", f"{lib} 1")))
     set_validation(True)
     return results
 
@@ -257,7 +282,8 @@ def _mark(ok: bool) -> str:
 
 
 def print_svi_table(rows: list[dict]) -> None:
-    print("SVI step: median microseconds per step (lower is better)")
+    print("SVI step: median microseconds per step (lower is better); ratios: median over rounds of the")
+    print("ratio within each round")
     header = (f"{'config':<8} {'program':<27} {'valid':<5} {'hand':>8} {'ppl':>8} {'pyro':>8} "
               f"{'ppl/hand':>9} {'target':>7} {'met':>4} {'pyro/hand':>9} {'pyro/ppl':>9}")
     print(header)
@@ -266,9 +292,9 @@ def print_svi_table(rows: list[dict]) -> None:
         c, validate = row["config"], row["validate"]
         target = c.target_on if validate else c.target_off
         line = f"{c.name:<8} {c.describe:<27} {'on' if validate else 'off':<5} {row['hand'] * 1e6:>8.0f} "
-        pyro_hand = row["pyro"] / row["hand"]
+        pyro_hand = row["pyro/hand"]
         if "ppl" in row:
-            ratio, speedup = row["ppl"] / row["hand"], row["pyro"] / row["ppl"]
+            ratio, speedup = row["ppl/hand"], row["pyro/ppl"]
             goal = ""
             if c.pyro_factor and validate:
                 goal = f" (>= {c.pyro_factor:.0f}: {_mark(speedup >= c.pyro_factor)})"
@@ -321,13 +347,13 @@ def main(argv: list[str] | None = None) -> int:
         print("Vectorized particles on A: Trace_ELBO(num_particles=10, vectorize_particles=True) vs 1 particle")
         results = vectorized_particles(timing)
         print(f"{'library':<8} {'valid':<5} {'1 particle us':>14} {'10 vectorized us':>17} {'ratio':>6} {'<= 1.2':>7}")
-        for lib, validate, one, ten in results:
+        for lib, validate, one, ten, ratio in results:
             if ten is None:
                 print(f"{lib:<8} {'on' if validate else 'off':<5} {one}")
                 continue
-            ok = _mark(ten / one <= 1.2) if lib == "ppl" else ""
+            ok = _mark(ratio <= 1.2) if lib == "ppl" else ""
             print(f"{lib:<8} {'on' if validate else 'off':<5} {one * 1e6:>14.0f} {ten * 1e6:>17.0f} "
-                  f"{ten / one:>6.2f} {ok:>7}")
+                  f"{ratio:>6.2f} {ok:>7}")
         if not HAS_PLATE:
             print(f"ppl      {SKIP_PLATE}")
 
