@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import weakref
 
 import pytest
 import torch
@@ -441,3 +442,23 @@ def test_non_finite_particle_names_the_first_bad_site():
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Trace_ELBO(**kwargs)
+
+
+def test_traces_are_released_before_backward():
+    # Each particle's traces (every site's distribution and log-density) are freed before
+    # loss_and_grads runs backward, so that backward's buffers can reuse their memory.
+    refs, freed_during_backward = [], []
+
+    def model():
+        ppl.sample("z", dist.Normal(0.0, 1.0))
+
+    def guide():
+        loc = ppl.param("loc", torch.tensor(0.0))
+        q = dist.Normal(loc, 1.0)
+        if not refs:  # one hook on the leaf: it fires in each particle's backward
+            loc.register_hook(lambda grad: freed_during_backward.append(refs[-1]() is None))
+        refs.append(weakref.ref(q))
+        ppl.sample("z", q)
+
+    Trace_ELBO(num_particles=2).loss_and_grads(model, guide)
+    assert freed_during_backward == [True, True]
