@@ -1,5 +1,6 @@
 """Tests of ppl.runtime: messages, the handler stack, apply_stack, validation and seeds."""
 
+import dataclasses
 import random
 
 import pytest
@@ -320,19 +321,49 @@ def test_rng_state_round_trip():
         assert runtime.numpy.random.rand() == x
 
 
-@pytest.mark.parametrize("support", [constraints.real, constraints.boolean, constraints.positive,
-                                     constraints.nonnegative, constraints.unit_interval,
-                                     constraints.nonnegative_integer, constraints.positive_integer])
+ONE_NUMBER_SUPPORTS = [constraints.real, constraints.boolean, constraints.positive,
+                       constraints.nonnegative, constraints.unit_interval,
+                       constraints.nonnegative_integer, constraints.positive_integer]
+
+
+def test_one_number_checks_cover_these_supports():
+    assert set(runtime._ONE_NUMBER_CHECKS) == {id(support) for support in ONE_NUMBER_SUPPORTS}
+
+
+@pytest.mark.parametrize("support", ONE_NUMBER_SUPPORTS)
 @pytest.mark.parametrize("number", [0.0, -0.0, 1.0, 0.5, -1.0, 2.0, 3.5, 1e30, float("inf"),
                                     float("-inf"), float("nan")])
 def test_one_number_checks_agree_with_torchs(support, number):
     # check_observation's plain-Python check of a one-element value against the torch check.
-    assert runtime._ONE_NUMBER_CHECKS[support](number) == bool(support.check(torch.tensor(number)))
+    check = runtime._ONE_NUMBER_CHECKS[id(support)]
+    assert check(number) == bool(support.check(torch.tensor(number)))
     for value in (torch.tensor(number), torch.tensor([number])):
-        assert runtime._ONE_NUMBER_CHECKS[support](value.item()) == bool(support.check(value).all())
+        assert check(value.item()) == bool(support.check(value).all())
 
 
-def test_one_number_checks_cover_ints_and_bools():
-    for support in runtime._ONE_NUMBER_CHECKS:
-        for value in (torch.tensor(0), torch.tensor(3), torch.tensor(-2), torch.tensor(True)):
-            assert runtime._ONE_NUMBER_CHECKS[support](value.item()) == bool(support.check(value).all())
+@pytest.mark.parametrize("support", ONE_NUMBER_SUPPORTS)
+def test_one_number_checks_cover_ints_and_bools(support):
+    for value in (torch.tensor(0), torch.tensor(3), torch.tensor(-2), torch.tensor(True)):
+        assert runtime._ONE_NUMBER_CHECKS[id(support)](value.item()) == bool(support.check(value).all())
+
+
+@dataclasses.dataclass
+class AtLeast(constraints.Constraint):
+    # A user's constraint; a dataclass defines __eq__, so it is unhashable.
+    bound: float = 0.0
+
+    def check(self, value):
+        return value >= self.bound
+
+
+class NormalAboveZero(dist.Normal):
+    @property
+    def support(self):
+        return AtLeast(0.0)
+
+
+@pytest.mark.parametrize("value", [torch.tensor(1.0), torch.tensor([1.0, 2.0])])
+def test_check_observation_takes_an_unhashable_user_constraint(value):
+    check_observation(make_msg(name="y", fn=NormalAboveZero(0.0, 1.0), value=value))
+    with pytest.raises(ValueError, match="'y'.*support"):
+        check_observation(make_msg(name="y", fn=NormalAboveZero(0.0, 1.0), value=-value))

@@ -234,8 +234,9 @@ def check_observation(msg: Message) -> None:
     if constraints.is_dependent(support):
         return
     base = support.base_constraint if isinstance(support, constraints.independent) else support
-    if value.numel() == 1 and base in _ONE_NUMBER_CHECKS:
-        if _ONE_NUMBER_CHECKS[base](value.item()):
+    one_number_check = _ONE_NUMBER_CHECKS.get(id(base)) if value.numel() == 1 else None
+    if one_number_check is not None:
+        if one_number_check(value.item()):
             return
     elif base is constraints.real and not bool(value.sum().isnan()):
         return
@@ -248,15 +249,16 @@ def check_observation(msg: Message) -> None:
 
 
 # The common supports, checked on one Python number: as torch's checks, without a torch call.
-_ONE_NUMBER_CHECKS = {
-    constraints.real: lambda x: x == x,  # all but nan
-    constraints.boolean: lambda x: x == 0 or x == 1,
-    constraints.positive: lambda x: x > 0,
-    constraints.nonnegative: lambda x: x >= 0,
-    constraints.unit_interval: lambda x: 0 <= x <= 1,
-    constraints.nonnegative_integer: lambda x: x >= 0 and x % 1 == 0,
-    constraints.positive_integer: lambda x: x >= 1 and x % 1 == 0,
-}
+# Keyed by id: these supports are torch's own objects, and a user's constraint may be unhashable.
+_ONE_NUMBER_CHECKS = {id(support): check for support, check in [
+    (constraints.real, lambda x: x == x),  # all but nan
+    (constraints.boolean, lambda x: x == 0 or x == 1),
+    (constraints.positive, lambda x: x > 0),
+    (constraints.nonnegative, lambda x: x >= 0),
+    (constraints.unit_interval, lambda x: 0 <= x <= 1),
+    (constraints.nonnegative_integer, lambda x: x >= 0 and x % 1 == 0),
+    (constraints.positive_integer, lambda x: x >= 1 and x % 1 == 0),
+]}
 
 
 def _broadcastable(a: torch.Size, b: torch.Size) -> bool:
