@@ -6,6 +6,8 @@
 - ``clean_state`` leaves both parameter stores empty, validation on and the handler stack empty
   around a test; files that touch global state use it with
   ``pytestmark = pytest.mark.usefixtures("clean_state")``.
+- ``pyro_fix_latents(fn, data)`` gives Pyro's latent sample sites fixed values and keeps them
+  latent, which ppl's ``substitute`` does and Pyro's does not: the ELBO comparisons use it.
 """
 
 import warnings
@@ -19,6 +21,7 @@ from ppl.runtime import HANDLER_STACK, enable_validation
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import pyro
+    from pyro.poutine.messenger import Messenger as PyroMessenger
 
 settings.register_profile(
     "ppl", derandomize=True, deadline=None, database=None, print_blob=True,
@@ -38,3 +41,18 @@ def clean_state():
     leftover = list(HANDLER_STACK)
     HANDLER_STACK.clear()
     assert leftover == [], f"a test left handlers on the stack: {leftover}"
+
+
+class _PyroFixLatents(PyroMessenger):
+    def __init__(self, data):
+        super().__init__()
+        self.data = data
+
+    def _pyro_sample(self, msg):
+        if msg["name"] in self.data and not msg["is_observed"]:
+            msg["value"] = self.data[msg["name"]]
+
+
+@pytest.fixture
+def pyro_fix_latents():
+    return lambda fn, data: _PyroFixLatents(data)(fn)
