@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from ppl.params import clear_param_store
-from ppl.runtime import HANDLER_STACK, enable_validation
+from ppl.runtime import enable_validation, get_stack
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -38,8 +38,9 @@ def clean_state():
     enable_validation(True)
     clear_param_store()
     pyro.clear_param_store()
-    leftover = list(HANDLER_STACK)
-    HANDLER_STACK.clear()
+    stack = get_stack()  # the main thread's; a thread's own stack ends with the thread
+    leftover = list(stack)
+    stack.clear()
     assert leftover == [], f"a test left handlers on the stack: {leftover}"
 
 

@@ -3,6 +3,7 @@ their compositions, exception safety, and agreement with pyro.poutine."""
 
 import math
 import random
+import threading
 import warnings
 
 import pytest
@@ -30,7 +31,7 @@ from ppl.handlers import (
 )
 from ppl.params import clear_param_store, get_param_store
 from ppl.primitives import module, param, sample
-from ppl.runtime import HANDLER_STACK, enable_validation
+from ppl.runtime import enable_validation, get_stack
 
 import pyro  # first imported, with its warning silenced, in conftest.py
 import pyro.distributions as pdist
@@ -190,7 +191,7 @@ def test_duplicate_sample_site_raises_naming_the_site():
     with pytest.raises(RuntimeError, match="'theta_hat'") as info:
         trace(model).get_trace()
     assert "its own name" in str(info.value)
-    assert HANDLER_STACK == []
+    assert get_stack() == []
 
 
 def test_sample_site_reusing_a_param_name_raises():
@@ -216,6 +217,119 @@ def test_log_prob_error_names_the_site():
                 value=torch.zeros(3), args=(), kwargs={}, scale=1.0, mask=None, is_observed=True)
     with pytest.raises(ValueError, match="at site 'bad'"):
         tr.log_prob_sum()
+
+
+def shapes_model(P, D):
+    # one program for ppl and Pyro: P gives param and sample, D the distributions
+    loc = P.param("loc", torch.zeros(3))
+    P.sample("a", D.Normal(0.0, 1.0))
+    P.sample("b", D.Normal(loc, 1.0).to_event(1))
+    P.sample("c", D.Normal(torch.zeros(2, 3), 1.0).to_event(1), obs=torch.zeros(4, 2, 3))
+    P.sample("d", D.Bernoulli(0.5).expand([5]), obs=torch.ones(5))
+
+
+@pytest.mark.parametrize("last_site, log_probs", [(None, False), (None, True), ("b", False)])
+def test_format_shapes_is_pyros_table(last_site, log_probs):
+    ours = trace(seed(lambda: shapes_model(primitives, dist), rng_seed=0)).get_trace()
+    theirs = pyro_poutine.trace(pyro_poutine.seed(lambda: shapes_model(pyro, pdist), rng_seed=0)).get_trace()
+    if log_probs:
+        ours.compute_log_prob()
+        theirs.compute_log_prob()
+    expected = [line.rstrip() for line in theirs.format_shapes(last_site=last_site).splitlines()]
+    assert ours.format_shapes(last_site=last_site).splitlines() == expected
+    assert Trace().format_shapes() == pyro_poutine.Trace().format_shapes() == "Trace Shapes:"
+
+
+def bad_scale_model():
+    sample("a", dist.Normal(0.0, 1.0))
+    raw_scale = torch.tensor(-1.0)
+    sample("x", dist.Normal(0.0, raw_scale))
+
+
+def test_an_error_in_a_traced_program_gets_a_note_with_the_line_and_the_shapes():
+    with pytest.raises(ValueError, match="Expected parameter scale") as info:  # torch's own message
+        trace(bad_scale_model).get_trace()
+    (note,) = info.value.__notes__
+    line = bad_scale_model.__code__.co_firstlineno + 3
+    assert "bad_scale_model" in note and "after site 'a'" in note
+    assert f'in bad_scale_model, line {line}: sample("x", dist.Normal(0.0, raw_scale))' in note
+    assert "Trace Shapes:" in note and "a dist" in note and "x dist" not in note
+    assert get_stack() == []
+
+
+def test_the_note_names_the_innermost_program_once():
+    def outer():
+        sample("o", dist.Normal(0.0, 1.0))
+        trace(bad_scale_model)()
+
+    with pytest.raises(ValueError) as info:
+        trace(replay(outer, trace=Trace())).get_trace()
+    (note,) = info.value.__notes__
+    assert "bad_scale_model" in note and "after site 'a'" in note
+    assert get_stack() == []
+
+
+def test_a_log_prob_error_of_any_type_names_the_site_and_shows_the_shapes():
+    with validation_off():  # torch then fails with its own RuntimeError: shapes do not broadcast
+        tr = trace(lambda: sample("y", dist.Normal(torch.zeros(3), 1.0), obs=torch.zeros(2))).get_trace()
+        with pytest.raises(RuntimeError) as info:
+            tr.log_prob_sum()
+    assert "at site 'y'" in info.value.__notes__[0] and "Trace Shapes:" in info.value.__notes__[0]
+
+
+@pytest.mark.parametrize("handler, kwargs", [(scale, {"scale": torch.ones(4)}),
+                                             (mask, {"mask": torch.ones(4, dtype=torch.bool)})])
+def test_a_scale_or_mask_of_the_wrong_shape_names_the_site_and_the_handler(handler, kwargs):
+    what = handler.__name__
+    with trace() as tr:
+        with handler(**kwargs):
+            sample("x", dist.Normal(torch.zeros(3), 1.0), obs=torch.zeros(3))
+    for score in (tr.trace.log_prob_sum, tr.trace.compute_log_prob):
+        with pytest.raises(ValueError, match=rf"site 'x'.*{what}.*\(4,\).*\(3,\)"):
+            score()
+
+
+def test_nested_masks_of_clashing_shapes_name_the_site():
+    with pytest.raises(ValueError, match=r"site 'x'.*mask.*\(2,\).*\(3,\)"):
+        with mask(mask=torch.ones(2, dtype=torch.bool)):
+            with mask(mask=torch.ones(3, dtype=torch.bool)):
+                sample("x", dist.Normal(torch.zeros(3), 1.0), obs=torch.zeros(3))
+    with pytest.raises(ValueError, match=r"site 'x'.*scale.*\(2,\).*\(3,\)"):
+        with scale(scale=torch.ones(2)):
+            with scale(scale=torch.ones(3)):
+                sample("x", dist.Normal(torch.zeros(3), 1.0), obs=torch.zeros(3))
+    assert get_stack() == []
+
+
+def test_two_threads_trace_their_own_programs():
+    barrier = threading.Barrier(2, timeout=10)
+    traces, errors = {}, []
+
+    def program(value):
+        def model():
+            barrier.wait()  # both threads have entered their handlers
+            sample("z", dist.Normal(0.0, 1.0))
+            barrier.wait()  # both have sent "z"
+            sample("x", dist.Normal(0.0, 1.0), obs=torch.tensor(value))
+            barrier.wait()
+
+        try:
+            traces[value] = trace(condition(model, data={"z": torch.tensor(value)})).get_trace()
+        except BaseException as error:  # noqa: BLE001 -- checked in the main thread
+            errors.append(error)
+            barrier.abort()
+
+    threads = [threading.Thread(target=program, args=(v,)) for v in (1.0, 2.0)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == [] and sorted(traces) == [1.0, 2.0]
+    for value, tr in traces.items():
+        assert sample_names(tr) == ["z", "x"]
+        assert tr.nodes["z"]["value"] == value and tr.nodes["z"]["is_observed"]
+        assert tr.nodes["x"]["value"] == value
+    assert get_stack() == []
 
 
 # --- condition ---------------------------------------------------------------------------------
@@ -304,7 +418,7 @@ def test_replay_of_a_site_observed_in_the_trace_raises_naming_it():
     observed_tr = trace(condition(guide, data={"z": torch.tensor(0.5)})).get_trace()
     with pytest.raises(RuntimeError, match="'z'"):
         trace(replay(coin, trace=observed_tr)).get_trace()
-    assert HANDLER_STACK == []
+    assert get_stack() == []
 
 
 def test_replay_params_and_requirements():
@@ -426,7 +540,7 @@ def test_seed_gives_the_same_draws_and_restores_the_rng():
 
 def test_seed_context_manager_is_not_on_the_stack_and_matches_set_rng_seed():
     with seed(rng_seed=11) as s:
-        assert HANDLER_STACK == [] and s.rng_seed == 11
+        assert get_stack() == [] and s.rng_seed == 11
         inside = torch.rand(3)
     torch.manual_seed(11)
     assert torch.equal(inside, torch.rand(3))
@@ -558,7 +672,7 @@ def test_an_exception_leaves_the_stack_empty_wrapper(name):
     make = HANDLER_FACTORIES[name]
     with pytest.raises(ValueError, match="inside the model"):
         make(raising_model)()
-    assert HANDLER_STACK == []
+    assert get_stack() == []
 
 
 @pytest.mark.parametrize("name", sorted(HANDLER_FACTORIES))
@@ -566,7 +680,7 @@ def test_an_exception_leaves_the_stack_empty_context_manager(name):
     with pytest.raises(ValueError, match="inside the model"):
         with HANDLER_FACTORIES[name]():
             raising_model()
-    assert HANDLER_STACK == []
+    assert get_stack() == []
 
 
 @pytest.mark.parametrize("outer", sorted(HANDLER_FACTORIES))
@@ -578,7 +692,7 @@ def test_an_exception_leaves_the_stack_empty_nested(outer):
     with pytest.raises(ValueError, match="inside the model"):
         with HANDLER_FACTORIES[outer]():
             model()
-    assert HANDLER_STACK == []
+    assert get_stack() == []
     # and the handlers still work afterwards
     assert sample_names(trace(coin).get_trace()) == ["z", "x"]
 
@@ -590,7 +704,7 @@ def test_an_exception_from_a_handler_leaves_the_stack_empty():
 
     with pytest.raises(KeyError):
         trace(scale(Broken()(coin), scale=2.0)).get_trace()
-    assert HANDLER_STACK == []
+    assert get_stack() == []
 
 
 # --- composition -------------------------------------------------------------------------------

@@ -267,3 +267,120 @@ def test_get_state_is_in_pyros_per_param_format():
     optim([a])
     reference.step()
     torch.testing.assert_close(fresh.detach(), a.detach())
+
+
+# A step is all or nothing (issue 9, defects 1 and 2): whatever fails, the params, the torch
+# optimizer's state and settings, and the wrapper's bookkeeping are as they were before it.
+
+
+def everything(optim: PyroOptim, params: dict[str, torch.Tensor]) -> dict:
+    """Deep copies of what an update may change: values, per-param state, group settings."""
+    def copy(value):
+        return value.detach().clone() if isinstance(value, torch.Tensor) else value
+    torch_optim = optim.optimizer
+    state = {} if torch_optim is None else {
+        n: {k: copy(v) for k, v in torch_optim.state[p].items()} for n, p in params.items() if p in torch_optim.state}
+    groups = [] if torch_optim is None else [
+        {k: copy(v) for k, v in g.items() if k != "params"} | {"params": [id(p) for p in g["params"]]}
+        for g in torch_optim.param_groups]
+    return {"values": {n: copy(p) for n, p in params.items()}, "state": state, "groups": groups}
+
+
+def assert_same(before, after) -> None:
+    """Recursively equal: dicts key by key, lists item by item, tensors exactly."""
+    if isinstance(before, dict):
+        assert before.keys() == after.keys()
+        for key in before:
+            assert_same(before[key], after[key])
+    elif isinstance(before, list):
+        assert len(before) == len(after)
+        for b, a in zip(before, after):
+            assert_same(b, a)
+    elif isinstance(before, torch.Tensor):
+        assert torch.equal(before, after)
+    else:
+        assert before == after
+
+
+def test_an_unknown_optim_arg_fails_when_the_wrapper_is_built():
+    with pytest.raises(TypeError, match=r"'bogus'.*momentum"):
+        SGD({"lr": 0.1, "bogus": 1})
+    with pytest.raises(TypeError, match="'clip'"):
+        ClippedAdam({"lr": 0.1, "clip": 1.0})
+    Adam({"lr": 0.1, "betas": (0.8, 0.9), "amsgrad": True})  # known arguments are fine
+
+
+def test_settings_that_torch_rejects_at_the_first_update_leave_the_wrapper_as_it_was():
+    # Settings from a function are known only at a param's first update.
+    settings = {"lr": 0.1, "bogus": 1}
+    params = {n: ppl.param(n, torch.zeros_like(TARGETS[n])) for n in ("a", "b")}
+    optim = SGD(lambda name: settings)
+    quadratic_grads(params, 0)
+    with pytest.raises(TypeError, match=r"'bogus'.*'a'"):
+        optim(list(params.values()))
+    assert optim.optimizer is None
+    assert all(torch.equal(p.detach(), torch.zeros_like(p)) for p in params.values())
+    del settings["bogus"]  # fixed: the same wrapper now takes exactly torch's steps
+    for step in range(3):
+        quadratic_grads(params, step)
+        optim(list(params.values()))
+        for p in params.values():
+            p.grad = None
+    reference = run_torch(torch.optim.SGD, {"lr": 0.1}, lambda step: ["a", "b"], num_steps=3)
+    for name, p in params.items():
+        torch.testing.assert_close(p.detach(), reference[name].detach(), rtol=0, atol=0)
+
+
+class FlakyAdam(torch.optim.Adam):
+    """torch.optim.Adam that raises after its update, when ``fail`` is set: a fault mid-step."""
+
+    fail = False
+
+    def step(self, closure=None):
+        loss = super().step(closure)
+        if FlakyAdam.fail:
+            raise RuntimeError("fault after the update")
+        return loss
+
+
+@pytest.mark.parametrize("late", [False, True], ids=["known-params", "a-new-param-joins"])
+def test_an_optimizer_step_that_raises_changes_nothing(late):
+    def run(fail_at):
+        params = leaves(TARGETS)
+        optim = PyroOptim(FlakyAdam, {"lr": 0.1})
+        for step in range(6):
+            used = {n: params[n] for n in (LATE_C(step + 4) if late else ALL(step))}
+            quadratic_grads(used, step)
+            if step == fail_at:
+                before = everything(optim, used)
+                FlakyAdam.fail = True
+                try:
+                    with pytest.raises(RuntimeError, match="fault after the update"):
+                        optim(list(used.values()))
+                finally:
+                    FlakyAdam.fail = False
+                assert_same(before, everything(optim, used))
+            optim(list(used.values()))  # the same update again, now without the fault
+            for p in used.values():
+                p.grad = None
+        return params
+
+    ours, straight = run(fail_at=3), run(fail_at=None)
+    for name in TARGETS:
+        torch.testing.assert_close(ours[name], straight[name], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("wrapper, settings", [(Adam, {"lr": 0.1}), (ClippedAdam, {"lr": 0.1, "lrd": 0.9}),
+                                               (SGD, {"lr": 0.1, "momentum": 0.9})])
+def test_a_param_that_is_not_finite_after_the_update_is_rolled_back(wrapper, settings):
+    params = {n: ppl.param(n, torch.zeros_like(TARGETS[n])) for n in ("a", "b")}
+    optim = wrapper(settings)
+    for step in range(3):
+        quadratic_grads(params, step)
+        optim(list(params.values()))
+    before = everything(optim, params)
+    params["b"].grad = torch.tensor(float("nan"))  # a gradient that makes b nan (ClippedAdam clips inf)
+    with pytest.raises(FloatingPointError, match=r"param 'b'.*undone.*learning rate") as info:
+        optim(list(params.values()))
+    assert "'a'" not in str(info.value)
+    assert_same(before, everything(optim, params))

@@ -12,8 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch.distributions import transform_to
 
+import ppl
 import ppl.params as params
 from ppl.distributions import constraints
+from ppl.handlers import trace
 from ppl.params import (
     ParamStore,
     clear_param_store,
@@ -302,3 +304,201 @@ def test_transform_cache_follows_delete_clear_and_set_state():
     other = ParamStore()
     other.set_state(store.get_state())
     assert other["p"].item() == 0.0
+
+
+# Bad arguments (issue 9, defect 6): a TypeError that names the param and says what to pass, and
+# nothing stored.
+def test_constraint_that_is_not_a_constraint_is_a_type_error():
+    store = ParamStore()
+    with pytest.raises(TypeError, match=r"'scale'.*constraints\.positive"):
+        store.get_param("scale", t(1.0), constraint="positive")
+    assert "scale" not in store
+    store.get_param("scale", t(1.0), constraint=constraints.positive)
+    with pytest.raises(TypeError, match=r"'scale'.*constraints\.positive"):  # an existing param too
+        store.get_param("scale", t(1.0), constraint="positive")
+    clear_param_store()
+    for run in (lambda: ppl.param("s", t(1.0), constraint="positive"),
+                lambda: trace(lambda: ppl.param("s", t(1.0), constraint="positive")).get_trace()):
+        with pytest.raises(TypeError, match=r"'s'.*constraints\.positive"):
+            run()
+        assert "s" not in get_param_store()
+
+
+@pytest.mark.parametrize("name, init, match", [
+    ("x", "1.0", r"'x'.*init_tensor.*tensor"),
+    ("x", True, r"'x'.*init_tensor.*tensor"),
+    ("x", lambda: {"a": 1.0}, r"'x'.*init_tensor.*tensor"),
+    (3, t(1.0), r"name.*str.*int"),
+    (["a"], t(1.0), r"name.*str.*list"),
+])
+def test_init_tensor_and_name_of_the_wrong_type_are_type_errors(name, init, match):
+    store = ParamStore()
+    with pytest.raises(TypeError, match=match):
+        store.get_param(name, init)
+    assert len(store) == 0
+
+
+def test_numbers_and_lists_are_accepted_as_init_tensor():
+    store = ParamStore()
+    assert torch.equal(store.get_param("a", 1.0), t(1.0))
+    assert torch.equal(store.get_param("b", [0.5, 2], constraint=constraints.positive), t([0.5, 2.0]))
+    assert torch.equal(store.get_param("c", lambda: 3), t(3.0))
+    assert store["a"].dtype == torch.get_default_dtype()
+
+
+def test_constraint_without_a_transform_names_the_param():
+    store = ParamStore()
+    with pytest.raises(ValueError, match=r"'b'.*transform_to"):
+        store.get_param("b", t(1.0), constraint=constraints.boolean)
+    assert "b" not in store
+
+
+# set_state and load are all or nothing (defect 7).
+def _snapshot(store: ParamStore) -> dict:
+    return {name: (store[name].detach().clone(), store.constraint(name)) for name in store}
+
+
+def _assert_unchanged(store: ParamStore, before: dict) -> None:
+    assert list(store) == list(before)
+    for name, (value, constraint) in before.items():
+        assert torch.equal(store[name], value) and store.constraint(name) is constraint
+
+
+@pytest.mark.parametrize("bad_param, bad_constraint, error", [
+    ("not a tensor", constraints.real, TypeError),
+    (t(0.0), "positive", TypeError),
+    (t(0.0), constraints.boolean, ValueError),  # no transform_to: fails where the entry is applied
+    (t(1), constraints.real, TypeError),
+])
+def test_set_state_is_all_or_nothing(bad_param, bad_constraint, error):
+    store = ParamStore()
+    store.get_param("a", t(1.0), constraint=constraints.positive)
+    before = _snapshot(store)
+    state = {"params": {"a": t(5.0), "b": t(0.0), "z": bad_param},
+             "constraints": {"a": constraints.real, "b": constraints.positive, "z": bad_constraint}}
+    with pytest.raises(error, match="'z'"):
+        store.set_state(state)
+    _assert_unchanged(store, before)
+    assert store["a"].item() == pytest.approx(1.0)
+
+
+def test_a_failed_load_leaves_the_store_as_it_was(tmp_path):
+    store = ParamStore()
+    store.get_param("a", t(1.0), constraint=constraints.positive)
+    before = _snapshot(store)
+    bad_files = {
+        "no_transform.pt": {"params": {"a": t(3.0), "b": t(0.0)},
+                            "constraints": {"a": {"name": "real"}, "b": {"name": "boolean"}}},
+        "unknown.pt": {"params": {"a": t(3.0), "b": t(0.0)},
+                       "constraints": {"a": {"name": "real"}, "b": {"name": "mypackage.Ordered"}}},
+        "not_a_store.pt": t([1.0, 2.0]),
+        "missing.pt": {"params": {"a": t(3.0), "b": t(0.0)}, "constraints": {"a": {"name": "real"}}},
+    }
+    for file_name, content in bad_files.items():
+        torch.save(content, tmp_path / file_name)
+        with pytest.raises((ValueError, TypeError)):
+            store.load(tmp_path / file_name)
+        _assert_unchanged(store, before)
+    with pytest.raises(ValueError, match=r"'mypackage\.Ordered'.*register_constraint"):
+        store.load(tmp_path / "unknown.pt")
+
+
+# A user's own constraints can be saved once registered (defect 10).
+class AtLeast(constraints.Constraint):
+    """x >= lower, elementwise: a user's constraint with a constructor argument."""
+
+    def __init__(self, lower):
+        self.lower = lower
+        super().__init__()
+
+    def check(self, value):
+        return value >= self.lower
+
+
+class Ordered(constraints.Constraint):
+    """An increasing vector: a user's constraint used as a single instance, like torch's positive."""
+
+    event_dim = 1
+
+    def check(self, value):
+        return (value[..., 1:] > value[..., :-1]).all(-1)
+
+
+ordered = Ordered()
+
+
+@transform_to.register(AtLeast)
+def _at_least_transform(constraint):
+    return torch.distributions.transforms.ComposeTransform([
+        torch.distributions.transforms.ExpTransform(),
+        torch.distributions.transforms.AffineTransform(constraint.lower, 1.0)])
+
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """An empty registry of user constraints for the test, restored afterwards."""
+    monkeypatch.setattr(params, "_REGISTERED_CONSTRAINTS", {})
+
+
+def test_registered_constraints_are_saved_as_plain_data_and_rebuilt(tmp_path, registry):
+    assert params.register_constraint(AtLeast) is AtLeast  # usable as a class decorator too
+    params.register_constraint(ordered, name="ordered")
+    store = ParamStore()
+    store.get_param("x", t([2.5, 4.0]), constraint=AtLeast(t([1.0, 2.0])))
+    store.get_param("y", t(3.0), constraint=AtLeast(2.0))
+    store.get_param("nested", t(0.5), constraint=constraints.independent(AtLeast(0.0), 0))
+    path = tmp_path / "params.pt"
+    store.save(path)
+    raw = torch.load(path, weights_only=True)  # plain data: the safe loader reads it
+    assert raw["constraints"]["y"] == {"name": f"{AtLeast.__module__}.AtLeast", "args": [2.0]}
+    loaded = ParamStore()
+    loaded.load(path)
+    for name in store:
+        assert type(loaded.constraint(name)) is type(store.constraint(name))
+        assert same_constraint(loaded.constraint(name), store.constraint(name))
+        assert torch.allclose(loaded[name], store[name])
+    assert constraint_from_spec(constraint_to_spec(ordered)) is ordered
+    assert constraint_to_spec(ordered) == {"name": "ordered"}
+
+
+def test_unregistered_constraint_says_what_to_do_and_keeps_the_old_file(tmp_path, registry):
+    store = ParamStore()
+    store.get_param("y", t(3.0), constraint=AtLeast(2.0))
+    path = tmp_path / "params.pt"
+    torch.save({"old": "checkpoint"}, path)
+    with pytest.raises(ValueError, match=r"'y'.*AtLeast.*register_constraint\(AtLeast\)"):
+        store.save(path)
+    assert torch.load(path, weights_only=True) == {"old": "checkpoint"}
+    params.register_constraint(AtLeast)
+    store.save(path)
+    params._REGISTERED_CONSTRAINTS.clear()  # a new process that did not register the class
+    with pytest.raises(ValueError, match=r"AtLeast.*register_constraint"):
+        ParamStore().load(path)
+
+
+def test_register_constraint_rejects_bad_registrations(registry):
+    with pytest.raises(TypeError, match="Constraint"):
+        params.register_constraint(int)
+    with pytest.raises(TypeError, match="name"):
+        params.register_constraint(ordered)  # an instance needs a name
+    with pytest.raises(ValueError, match="'positive'.*torch"):
+        params.register_constraint(AtLeast, name="positive")
+
+
+def test_constraint_args_must_be_plain_data_to_be_saved(tmp_path, registry):
+    params.register_constraint(AtLeast)
+    store = ParamStore()
+    store.get_param("y", t(3.0), constraint=AtLeast(2.0))
+    store.constraint("y").lower = object()  # not plain data: the safe loader could not read it back
+    with pytest.raises(ValueError, match=r"'y'.*lower"):
+        store.save(tmp_path / "params.pt")
+    assert not (tmp_path / "params.pt").exists()
+
+
+def test_constraints_holding_a_list_of_constraints_round_trip_through_the_safe_loader(tmp_path):
+    c = constraints.cat([constraints.positive, constraints.real], 0, [1, 1])
+    path = tmp_path / "spec.pt"
+    torch.save(constraint_to_spec(c), path)
+    rebuilt = constraint_from_spec(torch.load(path, weights_only=True))
+    assert type(rebuilt) is type(c) and all(a is b for a, b in zip(rebuilt.cseq, c.cseq))

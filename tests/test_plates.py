@@ -10,6 +10,7 @@ wrong answer of the kind it guards against.
 from __future__ import annotations
 
 import math
+import threading
 
 import pytest
 import torch
@@ -21,7 +22,7 @@ from ppl import handlers as poutine
 from ppl.distributions import constraints
 from ppl.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
 from ppl.infer.trace_elbo import check_model_guide_match
-from ppl.primitives import DIM_ALLOCATOR
+from ppl.primitives import DIM_ALLOCATOR, DimAllocator
 from ppl.runtime import get_stack
 
 import pyro  # first imported, with its warning silenced, in conftest.py
@@ -401,6 +402,35 @@ def test_local_param_of_the_wrong_size_names_the_param(shape, event_dim):
     with pytest.raises(ValueError):  # Pyro refuses it too
         with pyro.plate("data", 6, subsample_size=3):
             pyro.param("loc", torch.zeros(shape), event_dim=event_dim)
+
+
+@pytest.mark.parametrize("subsample_size", [None, 2])
+@pytest.mark.parametrize("make_init", [lambda shape: torch.zeros(shape), lambda shape: lambda: torch.zeros(shape)],
+                         ids=["tensor", "callable"])
+def test_a_local_param_of_the_wrong_shape_is_not_stored(make_init, subsample_size):
+    # The error comes before the store keeps the value: the corrected program then just runs.
+    def model(shape):
+        with ppl.plate("p", 3, subsample_size=subsample_size):
+            return ppl.param("loc", make_init(shape), event_dim=0)
+
+    with pytest.raises(ValueError, match=r"param 'loc' in plate 'p' \(size 3"):
+        poutine.trace(model).get_trace((4,))
+    with pytest.raises(ValueError, match=r"param 'loc' in plate 'p' \(size 3"):
+        model((4,))  # no handler but the plate
+    assert "loc" not in ppl.get_param_store()
+    assert_clean()
+    value = model((3,))
+    assert value.shape == (subsample_size or 3,)
+    assert ppl.get_param_store()["loc"].shape == (3,)
+
+
+@pytest.mark.parametrize("event_dim", [-1, 0.5, True])
+def test_a_local_param_with_a_bad_event_dim_names_the_param(event_dim):
+    with pytest.raises(ValueError, match=r"param 'loc': event_dim must be a non-negative int"):
+        with ppl.plate("p", 3):
+            ppl.param("loc", torch.zeros(3, 3), event_dim=event_dim)
+    assert "loc" not in ppl.get_param_store()
+    assert_clean()
 
 
 # --- errors ---------------------------------------------------------------------------------------
@@ -991,4 +1021,131 @@ def test_model_guide_check_ignores_the_plate_site_but_not_a_missing_latent():
 def test_subsample_size_larger_than_size_names_the_plate():
     with pytest.raises(ValueError, match=r"plate 'data': subsample_size=5 is larger than size=3"):
         ppl.plate("data", 3, subsample_size=5)
+    assert_clean()
+
+
+# --- user-given and replayed subsample indices ------------------------------------------------------
+
+@pytest.mark.parametrize("subsample, size, match", [
+    (torch.tensor([0, 5]), 3, r"plate 'p' of size 3: the subsample indices must lie in range\(3\), got 5"),
+    (torch.tensor([-1, 0]), 3, r"must lie in range\(3\), got -1"),
+    ([0, 2, 3], None, r"must lie in range\(3\), got 3"),  # size defaults to len(subsample)
+    (torch.tensor([0.0, 1.0]), 3, r"plate 'p': the subsample must be a 1-D tensor of integer indices \(int64 or int32\), got dtype torch.float32"),
+    (torch.tensor([True, False, True]), 3, r"got dtype torch.bool.*mask.nonzero\(\).squeeze\(-1\)"),
+    (torch.tensor([[0, 1]]), 3, r"1-D tensor of integer indices .* shape \(1, 2\)"),
+    (torch.tensor(1), 3, r"1-D tensor of integer indices .* shape \(\)"),
+    (torch.tensor([], dtype=torch.long), 3, r"plate 'p': the subsample is empty"),
+])
+def test_bad_subsample_indices_name_the_plate(subsample, size, match):
+    # Pyro accepts all of these but the empty one (ZeroDivisionError); index 5 would scale by 3 / 2.
+    with pytest.raises(ValueError, match=match):
+        ppl.plate("p", size, subsample=subsample)
+    with pytest.raises(ValueError, match=match):  # under a handler: the indices are a sample site
+        poutine.trace(lambda: ppl.plate("p", size, subsample=subsample)).get_trace()
+    assert_clean()
+
+
+def test_good_subsample_indices_are_accepted_as_pyro_does():
+    # Repeated indices (a minibatch drawn with replacement) and int32 indices are fine.
+    for subsample in [torch.tensor([2, 2, 0]), torch.tensor([1, 0], dtype=torch.int32), [0, 2]]:
+        with ppl.plate("p", 3, subsample=subsample) as idx:
+            x = ppl.sample("x", dist.Normal(torch.arange(3.0)[idx], 1.0))
+        assert x.shape == (len(subsample),)
+        assert idx.tolist() == list(subsample)
+
+
+def test_replayed_indices_out_of_range_name_the_plate():
+    # The guide's plate has 10 indices, the model's 3: the replayed minibatch does not fit the model.
+    def guide():
+        with ppl.plate("data", 10, subsample_size=3):
+            pass
+
+    def model():
+        with ppl.plate("data", 3):
+            pass
+
+    ppl.set_rng_seed(0)
+    guide_trace = poutine.trace(guide).get_trace()
+    assert guide_trace.nodes["data"]["value"].max() >= 3  # seeded: an index the model's plate lacks
+    with pytest.raises(ValueError, match=r"plate 'data' of size 3: the subsample indices must lie in range\(3\)"):
+        poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace()
+    assert_clean()
+
+
+def test_the_range_check_is_skipped_when_validation_is_off():
+    # It is the one check that reads the indices' values (a reduction); the others look at the
+    # dtype and the shape only, and stay on.
+    ppl.enable_validation(False)
+    with ppl.plate("p", 3, subsample=torch.tensor([0, 5])) as idx:
+        pass
+    assert idx.tolist() == [0, 5]
+    with pytest.raises(ValueError, match="integer indices"):
+        ppl.plate("p", 3, subsample=torch.tensor([0.0, 1.0]))
+
+
+# --- threads: each has its own plate dims ---------------------------------------------------------
+
+def run_in_threads(*functions, timeout=10.0):
+    """Run each function in its own thread; return their results, or raise the first exception."""
+    results, errors = [None] * len(functions), []
+
+    def run(i, fn):
+        try:
+            results[i] = fn()
+        except BaseException as error:  # reported in the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate(functions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(thread.is_alive() for thread in threads), "a thread hung"
+    if errors:
+        raise errors[0]
+    return results
+
+
+def test_each_thread_has_its_own_dim_allocator():
+    barrier = threading.Barrier(2, timeout=5)
+
+    def claim():
+        dim = DIM_ALLOCATOR.allocate("data", None)
+        barrier.wait()  # both threads hold a plate named "data" now
+        active = DIM_ALLOCATOR.active
+        barrier.wait()
+        DIM_ALLOCATOR.free("data", dim)
+        return dim, active, DIM_ALLOCATOR.active
+
+    assert run_in_threads(claim, claim) == [(-1, {-1: "data"}, {})] * 2
+    assert DIM_ALLOCATOR.active == {} and isinstance(DIM_ALLOCATOR, DimAllocator)
+
+
+def test_two_threads_running_plated_programs_get_their_own_dims_and_frames():
+    # The same plate names in both threads, entered in lockstep; the sizes tell the threads apart.
+    barrier = threading.Barrier(2, timeout=5)
+
+    def program(n):
+        def model():
+            with ppl.plate("data", n):
+                with ppl.plate("inner", n + 1, dim=-3):
+                    barrier.wait()  # both threads are inside both plates
+                    ppl.sample("x", dist.Normal(0.0, 1.0))
+                    active = DIM_ALLOCATOR.active
+                barrier.wait()
+                ppl.sample("y", dist.Normal(0.0, 1.0))
+            return active
+
+        def run():
+            traces = [poutine.trace(model).get_trace() for _ in range(5)]
+            return [(frames(tr.nodes["x"]), frames(tr.nodes["y"]), tr.nodes["x"]["value"].shape,
+                     tr.nodes["_RETURN"]["value"]) for tr in traces], DIM_ALLOCATOR.active, list(get_stack())
+        return run
+
+    results = run_in_threads(program(2), program(4))
+    for n, (per_run, active_after, stack_after) in zip([2, 4], results):
+        expected = ((("data", -1, n, 0, n), ("inner", -3, n + 1, 0, n + 1)), (("data", -1, n, 0, n),),
+                    (n + 1, 1, n), {-1: "data", -3: "inner"})
+        assert per_run == [expected] * 5
+        assert active_after == {} and stack_after == []
     assert_clean()

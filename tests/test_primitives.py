@@ -11,7 +11,7 @@ from ppl.distributions import constraints
 from ppl.handlers import condition, substitute, trace
 from ppl.params import clear_param_store, get_param_store
 from ppl.primitives import MODULE_NAMESPACE_DIVIDER, deterministic, factor, module, param, sample
-from ppl.runtime import HANDLER_STACK, Messenger, enable_validation
+from ppl.runtime import Messenger, enable_validation, get_stack
 
 import pyro  # first imported, with its warning silenced, in conftest.py
 import pyro.distributions as pdist
@@ -96,11 +96,12 @@ def test_pyro_distributions_work_in_ppl():
     (dist.Bernoulli(0.5), torch.tensor(0.5), ValueError),                      # support
     (dist.Poisson(2.0), torch.tensor(-1.0), ValueError),                       # support
     (dist.Normal(0.0, 1.0), 1.0, TypeError),                                   # not a tensor
+    (dist.Bernoulli(0.5), torch.tensor(1), TypeError),                         # dtype: needs float
 ])
 def test_bad_observations_raise_naming_the_site(fn, obs, error):
     with pytest.raises(error, match="'data'"):
         trace(lambda: sample("data", fn, obs=obs)).get_trace()
-    assert HANDLER_STACK == []
+    assert get_stack() == []
 
 
 def test_bad_observations_from_condition_also_name_the_site():
@@ -161,7 +162,7 @@ def test_param_missing_raises_naming_the_param():
         param("nowhere")
     with pytest.raises(KeyError, match="'nowhere'"):
         trace(lambda: param("nowhere")).get_trace()
-    assert HANDLER_STACK == []
+    assert get_stack() == []
 
 
 @pytest.mark.parametrize("under_handler", [False, True])
@@ -229,6 +230,22 @@ def test_factor_has_rsample_flag():
     assert tr.nodes["f"]["fn"].has_rsample is True
 
 
+def test_factor_of_nan_names_the_site():
+    def model():
+        loc = sample("loc", dist.Normal(0.0, 1.0))
+        factor("f", loc * float("nan"))
+
+    with pytest.raises(ValueError, match="factor site 'f'.*nan") as info:
+        trace(model).get_trace()
+    assert "log_density" not in str(info.value)  # not Delta's internals
+    assert get_stack() == []
+
+
+def test_factor_of_a_non_number_names_the_site():
+    with pytest.raises(TypeError, match="factor site 'f'"):
+        trace(lambda: factor("f", "large")).get_trace()
+
+
 # --- deterministic -----------------------------------------------------------------------------
 
 def test_deterministic_records_a_value_that_adds_nothing():
@@ -254,6 +271,29 @@ def test_deterministic_event_dim_and_no_warning_without_handlers():
     assert tr.nodes["d"]["fn"].event_shape == (3,) and tr.nodes["d"]["fn"].batch_shape == (2,)
     tr = trace(lambda: deterministic("d", value)).get_trace()
     assert tr.nodes["d"]["fn"].event_shape == (2, 3)
+
+
+@pytest.mark.parametrize("number", [1.0, 2, True])
+def test_deterministic_accepts_a_python_number(number):
+    # Pyro raises AttributeError ('float' object has no attribute 'ndim'); ppl converts, as factor does.
+    tr = trace(lambda: deterministic("d", number)).get_trace()
+    assert torch.equal(tr.nodes["d"]["value"], torch.as_tensor(number)) and tr.log_prob_sum() == 0.0
+    value = deterministic("d", number)
+    assert isinstance(value, torch.Tensor) and value.item() == number
+
+
+@pytest.mark.parametrize("bad", ["large", None, [1.0, 2.0], {"a": 1.0}])
+def test_deterministic_rejects_what_is_not_a_number_naming_the_site(bad):
+    with pytest.raises(TypeError, match="deterministic site 'd'.*torch.tensor"):
+        trace(lambda: deterministic("d", bad)).get_trace()
+    with pytest.raises(TypeError, match="deterministic site 'd'"):
+        deterministic("d", bad)
+    assert get_stack() == []
+
+
+def test_deterministic_with_a_bad_event_dim_names_the_site():
+    with pytest.raises(ValueError, match="deterministic site 'd'.*event_dim"):
+        trace(lambda: deterministic("d", torch.zeros(2), event_dim=2)).get_trace()
 
 
 # --- module ------------------------------------------------------------------------------------

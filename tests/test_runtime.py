@@ -2,6 +2,7 @@
 
 import dataclasses
 import random
+import threading
 
 import pytest
 import torch
@@ -12,7 +13,6 @@ import ppl.distributions as dist
 from ppl.distributions import constraints
 from ppl import runtime
 from ppl.runtime import (
-    HANDLER_STACK,
     Messenger,
     am_i_wrapped,
     apply_stack,
@@ -59,7 +59,7 @@ class Recorder(Messenger):
 # --- the stack and Messenger -------------------------------------------------------------------
 
 def test_get_stack_is_the_live_list_and_am_i_wrapped():
-    assert get_stack() is HANDLER_STACK and not am_i_wrapped()
+    assert get_stack() is get_stack() and get_stack() == [] and not am_i_wrapped()
     with Messenger() as m:
         assert get_stack() == [m] and am_i_wrapped()
     assert get_stack() == [] and not am_i_wrapped()
@@ -69,9 +69,9 @@ def test_enter_pushes_exit_pops_in_nesting_order():
     a, b = Messenger(), Messenger()
     with a:
         with b:
-            assert HANDLER_STACK == [a, b]
-        assert HANDLER_STACK == [a]
-    assert HANDLER_STACK == []
+            assert get_stack() == [a, b]
+        assert get_stack() == [a]
+    assert get_stack() == []
 
 
 def test_entering_one_instance_twice_raises():
@@ -80,7 +80,7 @@ def test_entering_one_instance_twice_raises():
         with pytest.raises(RuntimeError, match="already on the handler stack"):
             with m:
                 pass
-    assert HANDLER_STACK == []
+    assert get_stack() == []
 
 
 def test_exit_out_of_order_raises():
@@ -89,7 +89,7 @@ def test_exit_out_of_order_raises():
     b.__enter__()
     with pytest.raises(RuntimeError, match="not on top"):
         a.__exit__(None, None, None)
-    HANDLER_STACK.clear()
+    get_stack().clear()
 
 
 def test_exception_removes_the_handler_and_everything_above_it():
@@ -99,7 +99,7 @@ def test_exception_removes_the_handler_and_everything_above_it():
             with middle:
                 leaked.__enter__()  # entered by hand: never reaches its own __exit__
                 raise KeyError("boom")
-    assert HANDLER_STACK == []
+    assert get_stack() == []
 
 
 def test_exit_does_not_swallow_the_exception():
@@ -113,11 +113,11 @@ def test_call_wraps_a_function_to_run_inside_the_handler():
 
     def model(a, b=1):
         """doc"""
-        assert HANDLER_STACK == [m]
+        assert get_stack() == [m]
         return a + b
 
     wrapped = m(model)
-    assert wrapped(2, b=3) == 5 and HANDLER_STACK == []
+    assert wrapped(2, b=3) == 5 and get_stack() == []
     assert wrapped.__name__ == "model" and wrapped.__doc__ == "doc"
 
 
@@ -132,7 +132,51 @@ def test_wrapped_function_raising_leaves_stack_empty():
 
     with pytest.raises(RuntimeError, match="inside"):
         Messenger()(Messenger()(model))()
-    assert HANDLER_STACK == []
+    assert get_stack() == []
+
+
+def run_in_threads(*programs, barrier):
+    """Run each program in a thread of its own; return their results, or raise the first error."""
+    results, errors = [None] * len(programs), []
+
+    def run(i):
+        try:
+            results[i] = programs[i]()
+        except BaseException as error:  # noqa: BLE001 -- handed to the main thread below
+            errors.append(error)
+            barrier.abort()  # wake the other thread instead of letting it wait for the timeout
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(programs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads), "a thread hung"
+    if errors:
+        raise errors[0]
+    return results
+
+
+def test_each_thread_has_its_own_handler_stack():
+    barrier = threading.Barrier(2, timeout=10)
+
+    def program(label):
+        log = []
+        with Recorder(label, log) as handler:
+            barrier.wait()  # both threads have a handler on their stack now
+            seen = list(get_stack())
+            apply_stack(make_msg(value=torch.tensor(1.0)))
+            barrier.wait()
+        left = Messenger().__enter__() if label == "a" else None  # a handler left behind in "a"
+        barrier.wait()
+        return handler, seen, log, list(get_stack()), left
+
+    results = run_in_threads(lambda: program("a"), lambda: program("b"), barrier=barrier)
+    for (handler, seen, log, after, left), label in zip(results, "ab"):
+        assert seen == [handler]  # no handler of the other thread
+        assert log == [(label, "process", True), (label, "post", True)]  # no message of the other
+        assert after == ([left] if label == "a" else [])  # the leftover is visible in "a" only
+    assert get_stack() == []  # nor in the main thread
 
 
 # --- apply_stack -------------------------------------------------------------------------------
@@ -294,6 +338,54 @@ def test_observed_values_are_checked_only_when_validation_is_on():
 def test_unobserved_values_set_by_handlers_are_not_checked():
     msg = make_msg(name="z", fn=dist.Bernoulli(0.5), value=torch.tensor(0.5), is_observed=False)
     assert apply_stack(msg)["value"] == 0.5
+
+
+# Observed values that are not floating point: torch scores some (it promotes a count to a float)
+# and fails deep inside others. check_observation must reject exactly those torch cannot score.
+DTYPE_CASES = [
+    (dist.Bernoulli(0.3), torch.tensor(1)),
+    (dist.Bernoulli(torch.full((3,), 0.3)), torch.tensor([1, 0, 1], dtype=torch.int32)),
+    (dist.Bernoulli(torch.full((3,), 0.3)).to_event(1), torch.tensor([1, 0, 1])),
+    (dist.Bernoulli(0.3).mask(torch.tensor([True, False])), torch.tensor([1, 0])),
+    (dist.Bernoulli(0.3), torch.tensor(True)),
+    (dist.ContinuousBernoulli(0.3), torch.tensor(1)),
+    (dist.Poisson(2.0), torch.tensor(3)),
+    (dist.Poisson(torch.full((2,), 2.0)).to_event(1), torch.tensor([3, 0])),
+    (dist.Binomial(5, 0.3), torch.tensor(2)),
+    (dist.Categorical(torch.ones(3)), torch.tensor(2)),
+    (dist.Categorical(torch.ones(3)), torch.tensor(True)),
+    (dist.Normal(0.0, 1.0), torch.tensor(1)),
+    (dist.Normal(0.0, 1.0), torch.tensor(True)),
+    (dist.Geometric(0.3), torch.tensor(True)),
+]
+
+
+@pytest.mark.parametrize("fn, value", DTYPE_CASES)
+def test_check_observation_rejects_exactly_the_dtypes_torch_cannot_score(fn, value):
+    try:
+        fn.log_prob(value)
+        torch_scores = True
+    except (RuntimeError, TypeError, ValueError):
+        torch_scores = False
+    msg = make_msg(name="obs", fn=fn, value=value, is_observed=True)
+    if torch_scores:
+        check_observation(msg)
+    else:
+        with pytest.raises(TypeError, match=f"'obs'.*{value.dtype}.*floating.*float()"):
+            check_observation(msg)
+    assert not fn.log_prob(value.float()).isnan().any()  # the advice works
+
+
+def test_dtype_check_is_skipped_for_floating_point_and_remembered_for_the_rest(monkeypatch):
+    calls = []
+    real = dist.Poisson.log_prob
+    monkeypatch.setattr(dist.Poisson, "log_prob", lambda self, v: calls.append(v.dtype) or real(self, v))
+    check_observation(make_msg(fn=dist.Poisson(2.0), value=torch.tensor(3.0)))
+    assert calls == []  # a floating-point value needs no trial
+    runtime._SCORES_DTYPE.pop((dist.Poisson, torch.int16), None)
+    for _ in range(3):
+        check_observation(make_msg(fn=dist.Poisson(torch.full((2,), 2.0)), value=torch.tensor([3, 1], dtype=torch.int16)))
+    assert calls == [torch.int16]  # tried once, then remembered
 
 
 # --- seeds -------------------------------------------------------------------------------------

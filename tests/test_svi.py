@@ -9,6 +9,7 @@ average, estimated from batch means, plus a small allowance for the bias of a co
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 
 import pytest
@@ -21,7 +22,7 @@ from ppl.distributions import constraints
 from ppl.exact import BetaBernoulli, NormalNormal
 from ppl.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
 from ppl.infer.elbo import mean_and_stderr
-from ppl.optim import Adam, ClippedAdam
+from ppl.optim import SGD, Adam, ClippedAdam
 from ppl.runtime import get_stack
 
 with warnings.catch_warnings():
@@ -251,3 +252,194 @@ def test_step_under_outer_handlers_sees_substituted_params():
               loss=Trace_ELBO())
     svi.step(FLIPS)
     assert "b" not in ppl.get_param_store() and ppl.param("a").item() != 1.0
+
+
+# A step is all or nothing (issue 9, defects 1 and 2). A Delta guide makes the gradient exact:
+# the loss is -log N(loc; 0, 1) = loc**2 / 2 + const, so d loss / d loc = loc.
+
+
+def point_programs(name="loc", site="z"):
+    def model(x=None):
+        ppl.sample(site, dist.Normal(0.0, 1.0))
+
+    def guide(x=None):
+        ppl.sample(site, dist.Delta(ppl.param(name, torch.tensor(1.0))))
+    return model, guide
+
+
+def test_a_failed_optimizer_leaves_no_gradient_for_the_next_step():
+    model, guide = point_programs()
+    # The issue's case: an argument that torch.optim.SGD does not take.
+    with pytest.raises(TypeError, match="'bogus'"):
+        SVI(model, guide, SGD({"lr": 0.1, "bogus": 1}), Trace_ELBO()).step()
+    SVI(model, guide, SGD({"lr": 0.1}), Trace_ELBO()).step()
+    assert ppl.param("loc").item() == pytest.approx(1.0 - 0.1 * 1.0)  # one step, not two
+
+    # Settings from a function are known only at the first update: the step fails, changes
+    # nothing, and the same optimizer works once they are fixed.
+    ppl.clear_param_store()
+    settings = {"lr": 0.1, "bogus": 1}
+    svi = SVI(model, guide, SGD(lambda name: settings), Trace_ELBO())
+    with pytest.raises(TypeError, match="'bogus'"):
+        svi.step()
+    assert ppl.param("loc").item() == 1.0 and ppl.param("loc").unconstrained().grad is None
+    del settings["bogus"]
+    svi.step()
+    assert ppl.param("loc").item() == pytest.approx(0.9)
+    assert get_stack() == []
+
+
+def diverging_programs():
+    def model(x):
+        z = ppl.sample("z", dist.Normal(0.0, 1.0))
+        ppl.sample("x", dist.Normal(z, 1.0).expand([len(x)]).to_event(1), obs=x)
+
+    def guide(x):
+        loc = ppl.param("loc", torch.tensor(0.0))
+        scale = ppl.param("scale", torch.tensor(1.0), constraint=constraints.positive)
+        ppl.sample("z", dist.Normal(loc, scale))
+    return model, guide
+
+
+def test_divergence_is_caught_at_the_step_that_diverges():
+    # The issue's case: SGD at lr=1e6 sends log(scale) to about +-1e6, so scale = exp(...) is
+    # inf (or 0). The step raises, names the param and the step, and undoes the update.
+    model, guide = diverging_programs()
+    ppl.set_rng_seed(0)
+    svi = SVI(model, guide, SGD({"lr": 1e6}), Trace_ELBO())
+    with pytest.raises(FloatingPointError, match=r"at step 0 .*'scale'.*learning rate") as info:
+        svi.step(READINGS)
+    assert "'loc'" not in str(info.value)  # loc moved far, but stayed finite
+    assert ppl.param("loc").item() == 0.0 and ppl.param("scale").item() == 1.0
+    assert all(leaf.grad is None for _, leaf in ppl.get_param_store().named_parameters())
+    assert get_stack() == []
+
+
+def test_a_rolled_back_step_leaves_the_svi_exactly_as_before():
+    model, guide = diverging_programs()
+
+    def run(diverge: bool):
+        ppl.clear_param_store()
+        ppl.set_rng_seed(0)
+        optim = ClippedAdam({"lr": 0.05, "lrd": 0.99})
+        svi = SVI(model, guide, optim, Trace_ELBO())
+        for _ in range(5):
+            svi.step(READINGS)
+        if diverge:
+            group = optim.optimizer.param_groups[0]
+            group["lr"] = 1e6
+            with pytest.raises(FloatingPointError, match="at step 5 "):
+                svi.step(READINGS)
+            assert group["lr"] == 1e6  # not decayed: the step did not happen
+            group["lr"] = 0.05 * 0.99**5
+        ppl.set_rng_seed(1)
+        for _ in range(5):
+            svi.step(READINGS)
+        state = {name: {k: v.clone() if isinstance(v, torch.Tensor) else v
+                        for k, v in optim.optimizer.state[leaf].items()}
+                 for name, leaf in ppl.get_param_store().named_parameters()}
+        return {n: ppl.param(n).item() for n in ("loc", "scale")}, state, optim.optimizer.param_groups[0]["lr"]
+
+    (values, state, lr), (straight_values, straight_state, straight_lr) = run(True), run(False)
+    assert values == straight_values and lr == straight_lr
+    for name in state:
+        assert state[name]["step"] == straight_state[name]["step"] == 10
+        for key in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(state[name][key], straight_state[name][key])
+
+
+def test_svi_checks_the_types_of_its_arguments():
+    model, guide = coin_programs()
+    optim, elbo = Adam({"lr": 0.01}), Trace_ELBO()
+    cases = [((None, guide, optim, elbo), {}, "model"),
+             ((model, None, optim, elbo), {}, "guide"),
+             ((model, "guide", optim, elbo), {}, "guide"),
+             ((model, guide, optim, Trace_ELBO), {}, r"Trace_ELBO\(\)"),
+             ((model, guide, optim, elbo.differentiable_loss), {"loss_and_grads": 1.0}, "loss_and_grads")]
+    for args, kwargs, message in cases:
+        with pytest.raises(TypeError, match=message):
+            SVI(*args, **kwargs)
+
+
+# Re-entrancy (issue 9, defect 8): an SVI step run from inside another one's model.
+
+
+def nesting_programs(inner: SVI, blocked: bool = False):
+    def model(x=None):
+        if blocked:
+            with poutine.block():
+                inner.step()
+        else:
+            inner.step()
+        ppl.sample("w", dist.Normal(0.0, 1.0))
+
+    def guide(x=None):
+        ppl.sample("w", dist.Delta(ppl.param("outer_loc", torch.tensor(1.0))))
+    return model, guide
+
+
+def test_an_svi_step_inside_a_model_is_an_error():
+    inner = SVI(*point_programs("inner_loc", "v"), SGD({"lr": 0.1}), Trace_ELBO())
+    outer = SVI(*nesting_programs(inner), SGD({"lr": 0.1}), Trace_ELBO())
+    with pytest.raises(RuntimeError, match=r"inside .*SVI.step.*block"):
+        outer.step()
+    assert "inner_loc" not in ppl.get_param_store() or ppl.param("inner_loc").item() == 1.0
+    assert ppl.param("outer_loc").item() == 1.0 and get_stack() == []
+    # Nothing is left set: each SVI steps normally on its own afterwards.
+    inner.step()
+    assert ppl.param("inner_loc").item() == pytest.approx(0.9)
+    with pytest.raises(RuntimeError, match="inside"):
+        SVI(*nesting_programs(inner), SGD({"lr": 0.1}), Trace_ELBO()).evaluate_loss()
+
+
+def test_an_svi_step_under_block_inside_a_model_is_isolated():
+    inner = SVI(*point_programs("inner_loc", "v"), SGD({"lr": 0.1}), Trace_ELBO())
+    optim = SGD({"lr": 0.1})
+    outer = SVI(*nesting_programs(inner, blocked=True), optim, Trace_ELBO())
+    for _ in range(3):
+        outer.step()
+    # each param took its own three SGD steps on loc**2 / 2: loc = 0.9**3
+    assert ppl.param("inner_loc").item() == pytest.approx(0.9**3)
+    assert ppl.param("outer_loc").item() == pytest.approx(0.9**3)
+    assert [p for g in optim.optimizer.param_groups for p in g["params"]] == [ppl.param("outer_loc")]
+
+
+def test_two_threads_run_their_own_svi_at_the_same_time():
+    # The re-entrancy check is per thread: a step running in one thread is no reason to refuse a
+    # step in another. Each guide waits for the other thread's guide, so that the two threads are
+    # inside a step at the same time, every step. Delta guides: each result is exact.
+    num_steps, barrier, errors = 5, threading.Barrier(2, timeout=10), []
+
+    def run(name):
+        model, point_guide = point_programs(name, f"z_{name}")
+
+        def guide(x=None):
+            barrier.wait()
+            point_guide(x)
+        try:
+            svi = SVI(model, guide, SGD({"lr": 0.1}), Trace_ELBO())
+            for _ in range(num_steps):
+                svi.step()
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+            barrier.abort()
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for name in ("first", "second"):
+        assert ppl.param(name).item() == pytest.approx(0.9**num_steps)
+
+
+def test_a_scale_of_the_wrong_shape_under_svi_names_the_site():
+    def model():
+        with poutine.scale(scale=torch.ones(3)):
+            with ppl.plate("data", 2):
+                ppl.sample("x", dist.Normal(0.0, 1.0), obs=torch.zeros(2))
+
+    svi = SVI(model, lambda: None, SGD({"lr": 0.1}), Trace_ELBO())
+    with pytest.raises(ValueError, match=r"site 'x'.*scale"):
+        svi.step()

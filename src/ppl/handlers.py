@@ -8,6 +8,9 @@ function of Pyro's name and signature (``trace``, ``condition``, ...) that eithe
 ``with condition(data=...):``. So ``from ppl import handlers as poutine`` reads like Pyro.
 """
 
+import os
+import sys
+import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
@@ -22,13 +25,29 @@ from ppl.runtime import (Message, Messenger, get_rng_state, is_validation_enable
 def scale_and_mask(log_prob: torch.Tensor, scale=1.0, mask=None) -> torch.Tensor:
     """``log_prob * scale``, zero where ``mask`` is False (Pyro's ``scale_and_mask``).
 
-    ``torch.where`` rather than a product, so a masked-out ``-inf`` gives 0, not ``nan``.
+    ``torch.where`` rather than a product, so a masked-out ``-inf`` gives 0, not ``nan``. A scale
+    or mask whose shape does not broadcast against ``log_prob``'s raises ValueError with both
+    shapes (Pyro: torch's RuntimeError); the caller adds the site's name.
     """
-    if mask is None or mask is True:
-        return log_prob if isinstance(scale, (int, float)) and scale == 1.0 else log_prob * scale
-    if mask is False:
-        return torch.zeros_like(log_prob)
-    return torch.where(mask, log_prob * scale, log_prob.new_zeros(()))
+    try:
+        if mask is None or mask is True:
+            return log_prob if isinstance(scale, (int, float)) and scale == 1.0 else log_prob * scale
+        if mask is False:
+            return torch.zeros_like(log_prob)
+        return torch.where(mask, log_prob * scale, log_prob.new_zeros(()))
+    except RuntimeError as error:  # shapes are looked at only here, so fitting ones cost nothing
+        raise ValueError(_clash("scale", scale, log_prob) or _clash("mask", mask, log_prob)
+                         or str(error)) from None
+
+
+def _clash(handler: str, factor, log_prob: torch.Tensor) -> str | None:
+    # The message for a scale or mask whose shape does not broadcast against log_prob's, or None.
+    shape, target = tuple(getattr(factor, "shape", ())), tuple(log_prob.shape)
+    if all(a == b or 1 in (a, b) for a, b in zip(reversed(shape), reversed(target))):
+        return None
+    return (f"the {handler} of shape {shape} (from a {handler} handler) does not broadcast against "
+            f"the site's log_prob of shape {target}: give the {handler} shape {target}, or () for "
+            f"the whole site, or put the {handler} handler around fewer sites")
 
 
 def _all_sites(name: str, site: Message) -> bool:
@@ -41,8 +60,8 @@ class Trace:
     ``nodes`` is an ordered dict from site names to site dicts: copies of the final messages (see
     ``ppl.runtime.Message``), in the order the statements ran. A trace made by ``trace(fn)`` also
     has Pyro's two extra nodes ``"_INPUT"`` (type ``"args"``: the arguments) and ``"_RETURN"``
-    (type ``"return"``: the return value). Pyro's traces can also hold dependency edges
-    (``graph_type="dense"``); ppl's are flat.
+    (type ``"return"``: the return value). ``format_shapes()`` tabulates the sites' shapes.
+    Pyro's traces can also hold dependency edges (``graph_type="dense"``); ppl's are flat.
     """
 
     def __init__(self) -> None:
@@ -83,11 +102,20 @@ class Trace:
     def __len__(self) -> int:
         return len(self.nodes)
 
-    def _log_prob(self, name: str, site: Message) -> torch.Tensor:
+    def _score(self, name: str, site: Message) -> tuple[torch.Tensor, torch.Tensor]:
+        # The site's log_prob, unscaled, then scaled and masked. An error names the site, and gets
+        # the shapes of the sites up to this one as a note.
         try:
-            return site["fn"].log_prob(site["value"], *site["args"], **site["kwargs"])
-        except ValueError as error:
-            raise ValueError(f"while computing log_prob at site {name!r}: {error}") from error
+            log_p = site["fn"].log_prob(site["value"], *site["args"], **site["kwargs"])
+            return log_p, scale_and_mask(log_p, site["scale"], site["mask"])
+        except ValueError as error:  # torch's checks, or a scale or mask of the wrong shape
+            named = ValueError(f"while computing log_prob at site {name!r}: {error}")
+            named.add_note(self.format_shapes(last_site=name))
+            raise named from error
+        except Exception as error:  # any other error keeps its type and message
+            error.add_note(f"while computing log_prob at site {name!r}\n"
+                           f"{self.format_shapes(last_site=name)}")
+            raise
 
     def log_prob_sum(self, site_filter: Callable[[str, Message], bool] = _all_sites
                      ) -> torch.Tensor | float:
@@ -101,8 +129,7 @@ class Trace:
         for name, site in self.nodes.items():
             if site["type"] == "sample" and site_filter(name, site):
                 if "log_prob_sum" not in site:
-                    log_p = scale_and_mask(self._log_prob(name, site), site["scale"], site["mask"])
-                    site["log_prob_sum"] = log_p.sum()
+                    site["log_prob_sum"] = self._score(name, site)[1].sum()
                 total = total + site["log_prob_sum"]
         return total
 
@@ -110,9 +137,35 @@ class Trace:
         """Store ``unscaled_log_prob``, ``log_prob`` (scaled and masked) and ``log_prob_sum`` on sample sites."""
         for name, site in self.nodes.items():
             if site["type"] == "sample" and site_filter(name, site) and "log_prob" not in site:
-                log_p = site["unscaled_log_prob"] = self._log_prob(name, site)
-                site["log_prob"] = scale_and_mask(log_p, site["scale"], site["mask"])
+                site["unscaled_log_prob"], site["log_prob"] = self._score(name, site)
                 site["log_prob_sum"] = site["log_prob"].sum()
+
+    def format_shapes(self, title: str = "Trace Shapes:", last_site: str | None = None) -> str:
+        """A table of the sites' shapes, up to ``last_site`` (Pyro's ``Trace.format_shapes``).
+
+        A param site shows its value's shape. A sample site shows its distribution's
+        ``batch_shape | event_shape``, its value's shape split the same way, and its ``log_prob``'s
+        shape once computed, in Pyro's layout. Errors in traced programs carry it as a note.
+        """
+        if not self.nodes:
+            return title
+        params, samples = [], []  # rows: (label, right-aligned batch cells, left-aligned event cells)
+        for name, site in self.nodes.items():
+            if site["type"] == "param":
+                params.append((name, [str(n) for n in site["value"].shape], []))
+            elif site["type"] == "sample":
+                fn, shape = site["fn"], tuple(getattr(site["value"], "shape", ()))
+                batch_shape, event_shape = getattr(fn, "batch_shape", ()), getattr(fn, "event_shape", ())
+                cut = len(shape) - len(event_shape)
+                for label, batch, event in ((f"{name} dist", batch_shape, event_shape),
+                                            ("value", shape[:cut], shape[cut:])):
+                    samples.append((label, [str(n) for n in batch] + ["|"], [str(n) for n in event]))
+                if "log_prob" in site:
+                    samples.append(("log_prob", [str(n) for n in site["log_prob"].shape] + ["|"], []))
+            if name == last_site:
+                break
+        return _format_table([(title, [], []), ("Param Sites:", [], []), *params,
+                              ("Sample Sites:", [], []), *samples])
 
     @property
     def stochastic_nodes(self) -> list[str]:
@@ -145,6 +198,17 @@ class Trace:
         for name, site in self.nodes.items():
             if site["type"] == "sample" and not site["is_observed"]:
                 yield name, site
+
+
+def _format_table(rows: list[tuple[str, list[str], list[str]]]) -> str:
+    # Pyro's layout: the batch cells right-aligned (the rightmost batch dims line up at the bar),
+    # the event cells left-aligned after it, every column as wide as its widest cell.
+    n_batch = max(len(batch) for _, batch, _ in rows)
+    n_event = max(len(event) for _, _, event in rows)
+    grid = [[label, *[""] * (n_batch - len(batch)), *batch, *event, *[""] * (n_event - len(event))]
+            for label, batch, event in rows]
+    widths = [max(len(row[j]) for row in grid) for j in range(len(grid[0]))]
+    return "\n".join(" ".join(cell.rjust(w) for cell, w in zip(row, widths)).rstrip() for row in grid)
 
 
 class TraceMessenger(Messenger):
@@ -189,7 +253,11 @@ class TraceHandler:
     def __call__(self, *args, **kwargs):
         with self.msngr:
             self.msngr.trace.add_node("_INPUT", name="_INPUT", type="args", args=args, kwargs=kwargs)
-            value = self.fn(*args, **kwargs)
+            try:
+                value = self.fn(*args, **kwargs)
+            except Exception as error:
+                _add_context(error, self.fn, self.msngr.trace)
+                raise
             self.msngr.trace.add_node("_RETURN", name="_RETURN", type="return", value=value)
         return value
 
@@ -202,6 +270,29 @@ class TraceHandler:
         """Run ``fn(*args, **kwargs)`` and return its trace."""
         self(*args, **kwargs)
         return self.msngr.get_trace()
+
+
+_NOTE = "ppl.handlers.trace:"  # starts the note, so that an outer trace sees it and adds none
+# Frames in these folders are library code; the innermost frame outside them is the user's line.
+_LIBRARY_DIRS = tuple(os.path.dirname(module.__file__) + os.sep
+                      for module in (torch, sys.modules[Messenger.__module__]))
+
+
+def _add_context(error: Exception, fn: Callable, tr: Trace) -> None:
+    # Say where a traced program failed, in a note: the program, the last site recorded, the
+    # user's line that raised, the shapes so far. Only the innermost trace adds one.
+    if any(note.startswith(_NOTE) for note in getattr(error, "__notes__", ())):
+        return
+    sites = [name for name, site in tr.nodes.items() if site["type"] in ("sample", "param")]
+    after = f"after site {sites[-1]!r} (the last site recorded)" if sites else "before any site"
+    lines = [f"{_NOTE} raised while tracing {getattr(fn, '__name__', fn)}, {after}"]
+    user_frames = [frame for frame in traceback.extract_tb(error.__traceback__)
+                   if not frame.filename.startswith(_LIBRARY_DIRS)]
+    if user_frames:
+        frame = user_frames[-1]
+        source = f": {frame.line}" if frame.line else ""
+        lines.append(f"  in {frame.name}, line {frame.lineno}{source}")
+    error.add_note("\n".join([*lines, tr.format_shapes()]))
 
 
 def trace(fn: Callable | None = None, graph_type: str | None = None,
@@ -416,7 +507,10 @@ class ScaleMessenger(Messenger):
         self.scale = scale
 
     def process_message(self, msg: Message) -> None:
-        msg["scale"] = self.scale * msg["scale"]
+        try:
+            msg["scale"] = self.scale * msg["scale"]
+        except RuntimeError:  # two tensor scales whose shapes do not broadcast
+            raise ValueError(_nested_clash("scale", self.scale, msg)) from None
 
 
 def scale(fn: Callable | None = None, scale: float | torch.Tensor = 1.0):
@@ -435,7 +529,17 @@ class MaskMessenger(Messenger):
         self.mask = as_bool_mask(mask)  # a bool or a bool tensor; TypeError otherwise
 
     def process_message(self, msg: Message) -> None:
-        msg["mask"] = self.mask if msg["mask"] is None else msg["mask"] & self.mask
+        try:
+            msg["mask"] = self.mask if msg["mask"] is None else msg["mask"] & self.mask
+        except RuntimeError:  # two mask tensors whose shapes do not broadcast
+            raise ValueError(_nested_clash("mask", self.mask, msg)) from None
+
+
+def _nested_clash(handler: str, outer: torch.Tensor, msg: Message) -> str:
+    return (f"site {msg['name']!r}: a {handler} handler's {handler} of shape {tuple(outer.shape)} "
+            f"does not broadcast against the {handler} of shape {tuple(msg[handler].shape)} from a "
+            f"{handler} handler inside it; both must broadcast against the site's batch_shape "
+            f"{tuple(getattr(msg['fn'], 'batch_shape', ()))}")
 
 
 def mask(fn: Callable | None = None, mask: bool | torch.Tensor | None = None):

@@ -115,8 +115,9 @@ import math
 from collections.abc import Callable, Iterable
 
 import torch
+from torch.distributions.transforms import ExpTransform
 
-from ppl.params import get_param_store
+from ppl.params import get_param_store, param_transform
 from ppl.primitives import MODULE_NAMESPACE_DIVIDER
 
 
@@ -182,6 +183,16 @@ def _clone(value):
     return value.clone() if isinstance(value, torch.Tensor) else value
 
 
+def _finite_limit(param: torch.Tensor, name: str | None) -> float:
+    # The largest |unconstrained value| at which the param's value is finite: inf, or, where its
+    # constraint maps it through exp, the log of the largest float (exp overflows beyond it).
+    transform = None if name is None else param_transform(get_param_store().constraint(name))
+    steps = getattr(transform, "parts", [transform])
+    if any(isinstance(step, ExpTransform) for step in steps):
+        return math.log(torch.finfo(param.dtype).max)
+    return math.inf
+
+
 class PyroOptim:
     """A torch optimizer for params that appear during training (Pyro's ``pyro.optim.PyroOptim``).
 
@@ -193,15 +204,23 @@ class PyroOptim:
         optim_constructor: a ``torch.optim.Optimizer`` class, e.g. ``torch.optim.Adam``.
         optim_args: the constructor's keyword arguments, ``{"lr": 0.01}``; or a function of a param's
             name that returns them (``lambda name: {...}``, the name with ``$$$`` read as ``.``), or of
-            ``(module_name, param_name)``, as in Pyro.
+            ``(module_name, param_name)``, as in Pyro. A dict's names are checked against the
+            constructor's signature at once (TypeError); a function's, at each param's first update.
         clip_args: None, or ``{"clip_norm": c}`` and/or ``{"clip_value": v}`` (or a function of
             ``(module_name, param_name)`` returning such a dict): each param's gradient is clipped
             with ``torch.nn.utils.clip_grad_norm_`` / ``clip_grad_value_`` before the update.
 
+    An update is all or nothing. If anything fails (torch rejects a new param's settings, the
+    step raises, or an updated param is no longer finite), the params, the torch optimizer's
+    state and settings, and the wrapper's records are put back as they were, and the error
+    propagates: FloatingPointError, naming the params, for a param that is not finite. A param
+    that a constraint maps through ``exp`` (``positive``, ``greater_than``) counts as not finite
+    when ``exp`` of its unconstrained value overflows (or underflows to 0).
+
     Differences from Pyro: Pyro builds one torch optimizer per param. ppl builds one in all: a new
     param joins the param group whose current settings equal its own, or starts a new group (so a
     param that appears late starts ``ClippedAdam``'s learning-rate decay afresh, as in Pyro). Torch
-    optimizers that support it get ``foreach=True``.
+    optimizers that support it get ``foreach=True``. Pyro checks nothing and undoes nothing.
 
     >>> optim = PyroOptim(torch.optim.Adam, {"lr": 0.01})
     >>> loss.backward(); optim([leaf_a, leaf_b])   # builds the Adam, then steps it
@@ -209,6 +228,9 @@ class PyroOptim:
 
     def __init__(self, optim_constructor: Callable[..., torch.optim.Optimizer],
                  optim_args: dict | Callable[..., dict], clip_args: dict | Callable[..., dict] | None = None):
+        if not callable(optim_constructor):
+            raise TypeError(f"optim_constructor must be a torch optimizer class such as torch.optim.Adam, "
+                            f"got {optim_constructor!r}")
         if not (isinstance(optim_args, dict) or callable(optim_args)):
             raise TypeError(f"optim_args must be a dict of the optimizer's arguments, e.g. {{'lr': 0.01}}, "
                             f"or a function of the param's name returning one; got {optim_args!r}")
@@ -223,25 +245,53 @@ class PyroOptim:
                           if p.default is not inspect.Parameter.empty}
         if "foreach" in self._defaults:  # one vectorised update per group, not one per param
             self._defaults["foreach"] = True
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+        self._arg_names = None if takes_any else list(signature.parameters)[1:]  # after params
+        if isinstance(optim_args, dict):
+            self._check_args(optim_args, None)
         self.optimizer: torch.optim.Optimizer | None = None
         self._seen: dict[torch.Tensor, None] = {}  # params in the optimizer, in order of arrival
         self._clip: dict[torch.Tensor, dict] = {}  # params whose gradient is clipped, and how
         self._pending: dict[str, dict] = {}  # set_state's states, by name, until their param appears
+        self._limit: dict[torch.Tensor, float] = {}  # largest |unconstrained value| kept finite
+        self._buffers: tuple | None = None  # (ids, tensors, copies): _save's, reused step to step
+        self._limits: tuple | None = None  # (ids, params, non-empty params, limits): likewise
+
+    def _check_args(self, args: dict, name: str | None) -> None:
+        # Torch would say "unexpected keyword argument", naming neither the param nor the choices.
+        unknown = [key for key in args if self._arg_names is not None and key not in self._arg_names]
+        if unknown:
+            owner = getattr(self.pt_optim_constructor, "__name__", "the optimizer")
+            where = "optim_args" if name is None else f"the optim_args for param {name!r}"
+            raise TypeError(f"{owner} takes no argument {unknown[0]!r} (in {where}); "
+                            f"its arguments are {', '.join(self._arg_names)}")
 
     def __call__(self, params: Iterable[torch.Tensor], *args, **kwargs) -> None:
-        """Update ``params`` from their gradients; params seen for the first time are added first."""
+        """Update ``params`` from their gradients, all or nothing (see the class docstring).
+
+        Params seen for the first time are added to the optimizer first.
+        """
         params = list(dict.fromkeys(params))
         if not params:
             return
         new = [p for p in params if p not in self._seen]
-        if new:
-            self._add(new)
-        for p, clip in self._clip.items():
-            if p.grad is not None:
-                if clip.get("clip_norm") is not None:
-                    torch.nn.utils.clip_grad_norm_(p, clip["clip_norm"])
-                if clip.get("clip_value") is not None:
-                    torch.nn.utils.clip_grad_value_(p, clip["clip_value"])
+        saved = self._save(params)
+        try:
+            if new:
+                self._add(new)
+            for p, clip in self._clip.items():
+                if p.grad is not None:
+                    if clip.get("clip_norm") is not None:
+                        torch.nn.utils.clip_grad_norm_(p, clip["clip_norm"])
+                    if clip.get("clip_value") is not None:
+                        torch.nn.utils.clip_grad_value_(p, clip["clip_value"])
+            self._step(params, args, kwargs)
+            self._check_finite(params)
+        except BaseException:
+            self._restore(saved, new)
+            raise
+
+    def _step(self, params: list[torch.Tensor], args: tuple, kwargs: dict) -> None:
         if len(params) == len(self._seen):
             self.optimizer.step(*args, **kwargs)
             return
@@ -256,18 +306,107 @@ class PyroOptim:
             for p, grad in hidden:
                 p.grad = grad
 
+    def _save(self, params: list[torch.Tensor]) -> tuple:
+        # What an update may change, so that _restore can undo it: the params' values and their
+        # optimizer state (tensors updated in place, copied with one _foreach_copy_ into buffers
+        # kept from the last step), the state dicts' entries, and the groups' settings (ClippedAdam
+        # decays "lr" in step). Comprehensions, not loops: this runs at every step.
+        states, groups = [], []
+        if self.optimizer is not None:
+            states = [self.optimizer.state.get(p) for p in params]
+            groups = [(g, {k: v for k, v in g.items() if k != "params"}) for g in self.optimizer.param_groups]
+        entries = [(state, state.copy()) for state in states if state]
+        stateless = [p for p, state in zip(params, states) if not state]
+        tensors = params + [v for state in states if state
+                            for v in state.values() if isinstance(v, torch.Tensor)]
+        ids = tuple(map(id, tensors))
+        if self._buffers is None or self._buffers[0] != ids:  # kept with the tensors: ids stay unique
+            self._buffers = (ids, tensors, [torch.empty_like(t) for t in tensors])
+        copies = self._buffers[2]
+        with torch.no_grad():
+            torch._foreach_copy_(copies, tensors)
+        return (self.optimizer, tensors, copies, entries, stateless, groups,
+                dict(self._pending) if self._pending else None)
+
+    def _restore(self, saved: tuple, new: list[torch.Tensor]) -> None:
+        optimizer, tensors, buffers, entries, stateless, groups, pending = saved
+        with torch.no_grad():
+            torch._foreach_copy_(tensors, buffers)
+        for entry, copy in entries:
+            entry.clear()
+            entry.update(copy)
+        for group, settings in groups:
+            group.update(settings)
+        for p in new:  # registered by this call: forget them
+            self._forget(p)
+        if self.optimizer is not None:
+            for p in stateless:
+                self.optimizer.state.pop(p, None)
+        self.optimizer = optimizer
+        if pending is not None:
+            self._pending = pending
+
+    def _check_finite(self, params: list[torch.Tensor]) -> None:
+        # One reduction and one host sync: the largest |value| of each param against its limit.
+        ids = tuple(map(id, params))
+        if self._limits is None or self._limits[0] != ids:
+            checked = [p for p in params if p.numel()]  # an empty tensor has no largest value
+            limits = torch.tensor([self._limit.get(p, math.inf) for p in checked])
+            self._limits = (ids, params, checked, limits)
+        checked, limits = self._limits[2:]
+        if checked:
+            with torch.no_grad():
+                largest = torch.stack(torch._foreach_norm(checked, math.inf))
+            if not bool((largest < limits).all()):  # NaN compares False
+                raise FloatingPointError(self._nonfinite_message(checked, largest.tolist()))
+
+    def _nonfinite_message(self, params: list[torch.Tensor], largest: list[float]) -> str:
+        names, bad, note = self._names(params), [], ""
+        for p, size in zip(params, largest):
+            if size < self._limit.get(p, math.inf):
+                continue
+            name = repr(names[p]) if p in names else f"of shape {tuple(p.shape)}"
+            u = p.detach().flatten()
+            if math.isfinite(size):  # finite, but out of exp's range
+                worst = u[u.abs().argmax()].item()
+                bad.append(f"param {name} to exp({worst:.3g}) = {'inf' if worst > 0 else '0'}")
+                note = " (its constraint applies exp to the unconstrained value)"
+            else:
+                bad.append(f"param {name} to {u[~u.isfinite()][0].item()}")
+        return (f"the update sent {' and '.join(bad)}{note}. The update was undone: the params and "
+                "the optimizer's state are as before it. Lower the learning rate, or clip the "
+                "gradients (clip_args={'clip_norm': ...}, or ClippedAdam).")
+
+    def _forget(self, p: torch.Tensor) -> None:
+        # Take p out of the optimizer and the records; it is added afresh when it next appears.
+        if self.optimizer is not None:
+            for group in self.optimizer.param_groups:
+                if any(q is p for q in group["params"]):
+                    group["params"] = [q for q in group["params"] if q is not p]
+            self.optimizer.param_groups[:] = [g for g in self.optimizer.param_groups if g["params"]]
+            self.optimizer.state.pop(p, None)
+            if not self.optimizer.param_groups:
+                self.optimizer = None
+        for records in (self._seen, self._clip, self._limit):
+            records.pop(p, None)
+
     def _add(self, new: list[torch.Tensor]) -> None:
-        per_param = callable(self.pt_optim_args) or callable(self.pt_clip_args) or self._pending
-        names = self._names(new) if per_param else {}
+        # Work out every new param's settings, and build what torch builds, before registering
+        # anything: if torch (or a function given as optim_args) rejects them, nothing changed.
+        names = self._names(new)
         by_setting: list[tuple[dict, list[torch.Tensor], dict | None]] = []
+        clips, limits = {}, {}
         for p in new:
             name = names.get(p)
-            pending = self._pending.pop(name, None) if name is not None else None
+            pending = self._pending.get(name) if name is not None else None
             if pending is not None:
                 group = pending["param_groups"][0]
                 settings = {k: v for k, v in group.items() if k not in ("params", "param_names")}
             else:
-                settings = {**self._defaults, **self._call_args(self.pt_optim_args, name, p)}
+                args = self._call_args(self.pt_optim_args, name, p)
+                if callable(self.pt_optim_args):
+                    self._check_args(args, name or f"of shape {tuple(p.shape)}")
+                settings = {**self._defaults, **args}
             for entry in by_setting:
                 if entry[2] is None and pending is None and entry[0] == settings:
                     entry[1].append(p)
@@ -276,19 +415,29 @@ class PyroOptim:
                 by_setting.append((settings, [p], pending))
             clip = self._call_args(self.pt_clip_args, name, p, module_form=True) if self.pt_clip_args else {}
             if clip:
-                self._clip[p] = clip
-            self._seen[p] = None
+                clips[p] = clip
+            limits[p] = _finite_limit(p, name)
+        built = []
         for settings, group_params, pending in by_setting:
             group = self._matching_group(settings) if pending is None else None
-            if group is not None:
-                group["params"].extend(group_params)
+            # a group to join, or a throwaway optimizer in which torch fills in and checks the settings
+            built.append(group if group is not None
+                         else self.pt_optim_constructor(group_params, **settings))
+        for (settings, group_params, pending), target in zip(by_setting, built):
+            if isinstance(target, dict):
+                target["params"].extend(group_params)
             elif self.optimizer is None:
-                self.optimizer = self.pt_optim_constructor(group_params, **settings)
-            else:  # torch fills in and checks the settings of a throwaway optimizer
-                template = self.pt_optim_constructor(group_params, **settings).param_groups[0]
-                self.optimizer.add_param_group(template)
-            if pending is not None and pending.get("state"):
-                self.optimizer.state[group_params[0]] = {k: _clone(v) for k, v in pending["state"][0].items()}
+                self.optimizer = target
+            else:
+                self.optimizer.add_param_group(target.param_groups[0])
+            if pending is not None:
+                del self._pending[names[group_params[0]]]
+                if pending.get("state"):
+                    saved_state = pending["state"][0]
+                    self.optimizer.state[group_params[0]] = {k: _clone(v) for k, v in saved_state.items()}
+        self._seen.update(dict.fromkeys(new))
+        self._clip.update(clips)
+        self._limit.update(limits)
 
     def _matching_group(self, settings: dict) -> dict | None:
         if self.optimizer is None:
@@ -349,12 +498,7 @@ class PyroOptim:
         for name, saved in state.items():
             p = held.get(name)
             if p is not None:  # forget the param: the next call adds it back, with the saved state
-                for group in self.optimizer.param_groups:
-                    if any(q is p for q in group["params"]):
-                        group["params"] = [q for q in group["params"] if q is not p]
-                self.optimizer.param_groups[:] = [g for g in self.optimizer.param_groups if g["params"]]
-                self.optimizer.state.pop(p, None)
-                self._seen.pop(p)
+                self._forget(p)
             self._pending[name] = saved
 
     def save(self, filename: str) -> None:

@@ -4,7 +4,8 @@
 
 ``ParamStore.get_param(name, init_tensor, constraint)`` creates a parameter on first use and looks
 it up afterwards. The store holds the unconstrained leaf tensor ``u`` (what an optimiser updates)
-and returns the constrained value ``transform_to(constraint)(u)``.
+and returns the constrained value ``transform_to(constraint)(u)``. ``save`` writes constraints as
+plain data; ``register_constraint`` lets it write a constraint class of your own.
 """
 
 import inspect
@@ -17,39 +18,130 @@ from torch.distributions import constraints, transform_to
 from torch.distributions.constraints import Constraint
 from torch.distributions.transforms import AffineTransform, ComposeTransform, Transform
 
+# A user's constraints that save and load may name: name -> Constraint subclass or single instance.
+_REGISTERED_CONSTRAINTS: dict[str, type | Constraint] = {}
+
+
+def register_constraint(constraint: type | Constraint, name: str | None = None) -> type | Constraint:
+    """Let ``ParamStore.save`` and ``load`` handle a constraint of your own, by name.
+
+    A registered class is saved as ``{"name": name, "args": [...]}``: its constructor's arguments,
+    read from the attributes of the same names (as torch's own classes keep them), and ``load``
+    rebuilds ``cls(*args)``. A registered instance (one shared object, like torch's
+    ``constraints.positive``) is saved as ``{"name": name}`` and loaded as that very object. The
+    file stays plain data, read with ``torch.load(weights_only=True)``. Register where you define
+    the constraint, so that a process that loads has registered it too. Registering a name again
+    replaces the earlier entry.
+
+    Args:
+        constraint: a ``Constraint`` subclass, or an instance.
+        name: the name written to files; for a class, ``"module.QualName"`` by default.
+
+    Returns:
+        ``constraint``, so that it can decorate a class.
+
+    >>> @register_constraint
+    ... class AtLeastOne(constraints.Constraint):
+    ...     def check(self, value):
+    ...         return value >= 1
+    """
+    if isinstance(constraint, type) and issubclass(constraint, Constraint):
+        name = f"{constraint.__module__}.{constraint.__qualname__}" if name is None else name
+    elif not isinstance(constraint, Constraint):
+        raise TypeError(f"register_constraint takes a Constraint subclass or instance, got {constraint!r}")
+    elif name is None:
+        raise TypeError(f"register_constraint: an instance of {type(constraint).__qualname__} needs "
+                        "a name, e.g. register_constraint(ordered, name='ordered')")
+    if not isinstance(name, str) or name in constraints.__all__:
+        raise ValueError(f"cannot register a constraint as {name!r}: the name must be a str that "
+                         "is not one of torch's constraint names")
+    _REGISTERED_CONSTRAINTS[name] = constraint
+    return constraint
+
 
 def constraint_to_spec(constraint: Constraint) -> dict:
-    """Describe a torch constraint as plain data, safe for ``torch.load(weights_only=True)``.
+    """Describe a constraint as plain data, safe for ``torch.load(weights_only=True)``.
 
-    A named constraint becomes ``{"name": ...}``; a parameterised one also lists the arguments of its
-    constructor, themselves described recursively.
+    A named constraint (torch's, or an instance given to ``register_constraint``) becomes
+    ``{"name": ...}``; an instance of torch's parameterised classes, or of a registered class,
+    also lists the arguments of its constructor, themselves described recursively.
 
     >>> constraint_to_spec(constraints.interval(0.0, 2.0))
     {'name': 'interval', 'args': [0.0, 2.0]}
     """
-    for name in constraints.__all__:
-        if getattr(constraints, name) is constraint:
+    known = [(name, getattr(constraints, name)) for name in constraints.__all__]
+    known += _REGISTERED_CONSTRAINTS.items()
+    for name, obj in known:
+        if obj is constraint:
             return {"name": name}
-    for name in constraints.__all__:
-        if getattr(constraints, name) is type(constraint):
-            # Torch's constraint classes keep each constructor argument under the argument's own
-            # name (interval(lower_bound, upper_bound) has .lower_bound and .upper_bound).
-            params = list(inspect.signature(type(constraint).__init__).parameters)[1:]
-            args = [getattr(constraint, p) for p in params]
-            return {"name": name, "args": [constraint_to_spec(a) if isinstance(a, Constraint) else a
-                                           for a in args]}
-    raise ValueError(f"cannot describe the constraint {constraint!r}: it is not one of "
-                     "torch.distributions.constraints")
+    for name, obj in known:
+        if obj is type(constraint):
+            return {"name": name, "args": _constructor_args(constraint)}
+    cls = type(constraint).__qualname__
+    raise ValueError(f"cannot describe a constraint of class {cls} as plain data: it is not one of "
+                     "torch.distributions.constraints. Register its class where you define it, "
+                     f"ppl.params.register_constraint({cls}), or a single shared instance with "
+                     "register_constraint(instance, name=...)")
+
+
+def _constructor_args(constraint: Constraint) -> list:
+    # Torch's constraint classes keep each constructor argument under the argument's own name
+    # (interval(lower_bound, upper_bound) has .lower_bound and .upper_bound); so must a user's.
+    init = type(constraint).__init__
+    names = [] if init is object.__init__ else list(inspect.signature(init).parameters.values())[1:]
+    args = []
+    for p in names:
+        if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) or not hasattr(constraint, p.name):
+            cls = type(constraint).__qualname__
+            raise ValueError(f"cannot describe a constraint of class {cls}: load rebuilds it as "
+                             f"{cls}(*args) from the attributes named after its constructor's "
+                             f"arguments, and it has no attribute {p.name!r}; keep each "
+                             "constructor argument as an attribute of the same name")
+        args.append(_to_plain(constraint, p.name, getattr(constraint, p.name)))
+    return args
+
+
+def _to_plain(constraint: Constraint, arg: str, value):
+    if isinstance(value, Constraint):
+        return constraint_to_spec(value)
+    if isinstance(value, (list, tuple)):  # torch's cat and stack take a list of constraints
+        return [_to_plain(constraint, arg, v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value
+    raise ValueError(f"cannot describe a constraint of class {type(constraint).__qualname__}: its "
+                     f"argument {arg!r} is a {type(value).__name__}, and a saved file holds only "
+                     "tensors, numbers, strings, None, constraints and lists of them")
 
 
 def constraint_from_spec(spec: dict) -> Constraint:
-    """Rebuild a constraint from ``constraint_to_spec``'s description."""
-    if spec["name"] not in constraints.__all__:
-        raise ValueError(f"unknown constraint {spec['name']!r}")
-    factory = getattr(constraints, spec["name"])
-    if "args" not in spec:
-        return factory
-    return factory(*[constraint_from_spec(a) if isinstance(a, dict) else a for a in spec["args"]])
+    """Rebuild a constraint from ``constraint_to_spec``'s description.
+
+    Only torch's constraints and registered ones are built: a file cannot make ``load`` call
+    anything else.
+    """
+    name = spec.get("name") if isinstance(spec, dict) else None
+    if not isinstance(name, str):
+        raise ValueError(f"not a constraint description: {spec!r}")
+    if name in constraints.__all__:
+        factory = getattr(constraints, name)
+    elif name in _REGISTERED_CONSTRAINTS:
+        factory = _REGISTERED_CONSTRAINTS[name]
+    else:
+        raise ValueError(f"unknown constraint {name!r}: it is neither torch's nor registered in "
+                         "this process. If it is your own, register it under that name before "
+                         "load: import the module that calls ppl.params.register_constraint")
+    built = factory(*_from_plain(spec["args"])) if "args" in spec else factory
+    if not isinstance(built, Constraint):
+        raise ValueError(f"{spec!r} does not describe a constraint")
+    return built
+
+
+def _from_plain(value):
+    if isinstance(value, dict):
+        return constraint_from_spec(value)
+    if isinstance(value, list):
+        return [_from_plain(v) for v in value]
+    return value
 
 
 def same_constraint(a: Constraint, b: Constraint) -> bool:
@@ -111,8 +203,14 @@ class ParamStore:
 
     Mirrors Pyro's ``ParamStoreDict``. Differences: a parameter re-declared with a different
     constraint, or an initial value outside its constraint, is an error (Pyro ignores both); the
-    store copies ``init_tensor`` instead of adopting it; ``save`` writes constraints as plain data,
-    so ``load`` reads with ``torch.load(weights_only=True)`` (Pyro pickles constraint objects).
+    store copies ``init_tensor`` instead of adopting it; ``set_state`` and ``load`` add every
+    entry or, if one is bad, none. ``save`` writes constraints as plain data, so ``load`` reads
+    with ``torch.load(weights_only=True)``, which cannot run code hidden in a file. Pyro pickles
+    the constraint objects instead: any constraint saves, and loading runs whatever the file says.
+    Torch's constraints save as they are; to save one of your own, register its class (or a
+    shared instance) once with ``register_constraint``. To save everything as Pyro does,
+    ``torch.save(store.get_state(), path)`` and ``store.set_state(torch.load(path,
+    weights_only=False))``: only for files you trust.
 
     >>> store = ParamStore()
     >>> store.get_param("scale", torch.tensor(2.0), constraint=constraints.positive)
@@ -133,7 +231,8 @@ class ParamStore:
             name: the parameter's name.
             init_tensor: the initial constrained value (a tensor, or a function returning one). It
                 is used only when ``name`` is new; later calls may leave it out.
-            constraint: the set the value lives in. Checked against the stored constraint whenever
+            constraint: the set the value lives in, a torch constraint object such as
+                ``constraints.positive``. Checked against the stored constraint whenever
                 ``init_tensor`` or a constraint other than ``constraints.real`` is passed.
             event_dim: accepted for Pyro's signature and ignored.
 
@@ -143,12 +242,17 @@ class ParamStore:
 
         Raises:
             KeyError: ``name`` is new and ``init_tensor`` is None.
-            TypeError: ``init_tensor`` is not floating point.
-            ValueError: ``init_tensor`` is outside ``constraint``, or ``name`` was created with
-                another constraint.
+            TypeError: ``name`` is not a str, ``init_tensor`` is not a floating point tensor (or a
+                function returning one), or ``constraint`` is not a constraint object.
+            ValueError: ``init_tensor`` is outside ``constraint``, ``name`` was created with
+                another constraint, or torch has no ``transform_to`` for ``constraint``.
         """
-        if name not in self._params:
-            if init_tensor is None:
+        try:
+            known = name in self._params
+        except TypeError:  # an unhashable name: _create says what a name must be
+            known = False
+        if not known:
+            if init_tensor is None and isinstance(name, str):
                 raise self._missing(name)
             self._create(name, init_tensor, constraint)
         elif init_tensor is not None or constraint is not constraints.real:
@@ -156,34 +260,61 @@ class ParamStore:
         return self[name]
 
     def _create(self, name: str, init_tensor, constraint: Constraint) -> None:
+        # Every check comes before the store changes: a failed creation leaves nothing behind.
+        if not isinstance(name, str):
+            raise TypeError(f"a param name must be a str, got {type(name).__name__} {name!r}")
+        if not isinstance(constraint, Constraint):
+            raise self._not_a_constraint(name, constraint)
         init = init_tensor() if callable(init_tensor) else init_tensor
+        if isinstance(init, (int, float, list, tuple)) and not isinstance(init, bool):
+            init = torch.as_tensor(init, dtype=torch.get_default_dtype())  # param("x", 1.0) works
         if not isinstance(init, torch.Tensor):
-            init = torch.as_tensor(init, dtype=torch.get_default_dtype())
+            raise TypeError(f"param {name!r}: init_tensor must be a tensor (or a number, or a "
+                            f"function returning one), got {type(init).__name__}; e.g. torch.tensor(1.0)")
         if not init.is_floating_point():
             raise TypeError(f"param {name!r}: init_tensor must be a floating point tensor, got {init.dtype}")
         if not bool(constraint.check(init).all()):
             raise ValueError(f"param {name!r}: init_tensor is outside the constraint {constraint}")
+        transform = self._transform(name, constraint)
         with torch.no_grad():  # clone: the store must not share memory with the caller's tensor
             unconstrained = transform_to(constraint).inv(init.detach()).clone().contiguous()
-        self._set(name, unconstrained.requires_grad_(True), constraint)
+        self._set(name, unconstrained.requires_grad_(True), constraint, transform)
 
-    def _set(self, name: str, unconstrained: torch.Tensor, constraint: Constraint) -> None:
+    def _set(self, name: str, unconstrained: torch.Tensor, constraint: Constraint,
+             transform: Transform | None) -> None:
         # The one place that adds a param: leaf, constraint and transform stay in step.
         self._params[name] = unconstrained
         self._constraints[name] = constraint
-        self._transforms[name] = param_transform(constraint)
+        self._transforms[name] = transform
 
     def _check_constraint(self, name: str, constraint: Constraint) -> None:
         stored = self._constraints[name]
         if not same_constraint(stored, constraint):
+            if not isinstance(constraint, Constraint):
+                raise self._not_a_constraint(name, constraint)
             raise ValueError(f"param {name!r} was created with constraint {stored} and is now "
                              f"declared with {constraint}; use one constraint per name, or "
                              "delete the old param first")
 
     @staticmethod
+    def _transform(name: str, constraint: Constraint) -> Transform | None:
+        try:
+            return param_transform(constraint)
+        except NotImplementedError:  # transform_to has no map onto this kind of constraint
+            raise ValueError(f"param {name!r}: torch has no transform_to for the constraint "
+                             f"{constraint}, so it cannot be learned; use another constraint, or "
+                             "register a map with torch.distributions.transform_to.register") from None
+
+    @staticmethod
     def _missing(name: str) -> KeyError:
         return KeyError(f"param {name!r} is not in the param store; pass init_tensor to create it, "
                         f"e.g. get_param({name!r}, torch.zeros(()))")
+
+    @staticmethod
+    def _not_a_constraint(name: str, constraint) -> TypeError:
+        return TypeError(f"param {name!r}: constraint must be a constraint object, got "
+                         f"{type(constraint).__name__} {constraint!r}; pass e.g. constraints.positive "
+                         "(from ppl.distributions import constraints)")
 
     def __getitem__(self, name: str) -> torch.Tensor:
         """The constrained value of ``name``; for ``constraints.real``, the leaf itself."""
@@ -245,27 +376,67 @@ class ParamStore:
         return {"params": dict(self._params), "constraints": dict(self._constraints)}
 
     def set_state(self, state: dict) -> None:
-        """Add (or overwrite) the parameters of ``state``, a ``get_state()`` result."""
-        if not isinstance(state, dict) or set(state) != {"params", "constraints"}:
-            raise ValueError("a param store state is a dict with keys 'params' and 'constraints'")
-        if set(state["params"]) != set(state["constraints"]):
-            raise ValueError("a param store state needs one constraint per param")
+        """Add (or overwrite) the parameters of ``state``, a ``get_state()`` result.
+
+        All or nothing: every entry is checked (and its transform found) before the first is
+        added, so a bad entry raises an error that names it and leaves the store as it was.
+        """
+        if (not isinstance(state, dict) or set(state) != {"params", "constraints"}
+                or not all(isinstance(part, dict) for part in state.values())):
+            raise ValueError("a param store state is a dict with keys 'params' and 'constraints', "
+                             "each a dict keyed by param name")
+        unpaired = set(state["params"]) ^ set(state["constraints"])
+        if unpaired:
+            raise ValueError("a param store state needs one constraint per param; these names have "
+                             f"only one of the two: {sorted(map(str, unpaired))}")
+        entries = {}
         for name, param in state["params"].items():
+            constraint = state["constraints"][name]
+            if not isinstance(name, str):
+                raise TypeError(f"a param name must be a str, got {type(name).__name__} {name!r}")
+            if not (isinstance(param, torch.Tensor) and param.is_floating_point()):
+                raise TypeError(f"param {name!r}: a param store state holds floating point tensors, "
+                                f"got {type(param).__name__} {getattr(param, 'dtype', '')}")
+            if not isinstance(constraint, Constraint):
+                raise self._not_a_constraint(name, constraint)
             if not (param.is_leaf and param.requires_grad):
                 param = param.detach().requires_grad_(True)
-            self._set(name, param, state["constraints"][name])
+            entries[name] = (param, constraint, self._transform(name, constraint))
+        for name, entry in entries.items():  # nothing here can fail
+            self._set(name, *entry)
 
     def save(self, path: str | PathLike) -> None:
-        """Write the parameters to ``path`` (unconstrained values, constraints as plain data)."""
+        """Write the parameters to ``path`` (unconstrained values, constraints as plain data).
+
+        Raises:
+            ValueError: a constraint is neither torch's nor registered with
+                ``register_constraint``; nothing is written, and an existing file is kept.
+        """
+        specs = {}
+        for name, constraint in self._constraints.items():
+            try:
+                specs[name] = constraint_to_spec(constraint)
+            except ValueError as error:
+                raise ValueError(f"param {name!r}: {error}") from None
         state = {"params": {name: p.detach().clone() for name, p in self._params.items()},
-                 "constraints": {name: constraint_to_spec(c) for name, c in self._constraints.items()}}
+                 "constraints": specs}
         torch.save(state, path)
 
     def load(self, path: str | PathLike, map_location=None) -> None:
-        """Read parameters written by ``save`` (with ``weights_only=True``) and add them to the store."""
+        """Read parameters written by ``save`` (with ``weights_only=True``) and add them to the store.
+
+        All or nothing, as ``set_state``: a bad file raises and leaves the store as it was.
+        """
         state = torch.load(path, map_location=map_location, weights_only=True)
-        self.set_state({"params": state["params"],
-                        "constraints": {n: constraint_from_spec(s) for n, s in state["constraints"].items()}})
+        if not (isinstance(state, dict) and isinstance(state.get("constraints"), dict)):
+            raise ValueError(f"{path} was not written by ParamStore.save: it holds no dict of constraints")
+        rebuilt = {}
+        for name, spec in state["constraints"].items():
+            try:
+                rebuilt[name] = constraint_from_spec(spec)
+            except (ValueError, TypeError) as error:
+                raise type(error)(f"param {name!r}: {error}") from None
+        self.set_state({"params": state.get("params"), "constraints": rebuilt})
 
 
 ParamStoreDict = ParamStore  # Pyro's name for the class

@@ -7,6 +7,7 @@ Pyro's ``pyro.primitives``. Each statement builds a message (a plain dict, see
 handler active, ``sample`` and ``param`` skip the message and act directly.
 """
 
+import numbers
 import warnings
 
 import torch
@@ -14,7 +15,7 @@ from torch.distributions import constraints
 
 from ppl.distributions import Delta
 from ppl.params import get_param_store
-from ppl.runtime import HANDLER_STACK, apply_stack
+from ppl.runtime import apply_stack, get_stack
 
 # Pyro's separator between a module's name and its parameters' names: "encoder$$$linear.weight".
 MODULE_NAMESPACE_DIVIDER = "$$$"
@@ -41,7 +42,7 @@ def sample(name: str, fn: torch.distributions.Distribution, *args, obs: torch.Te
     """
     if not (isinstance(fn, torch.distributions.Distribution) and callable(fn)):
         raise _not_a_distribution(name, fn)
-    if not HANDLER_STACK:  # nobody is listening: skip the message (Pyro's fast path)
+    if not get_stack():  # nobody is listening: skip the message (Pyro's fast path)
         if obs is None:
             return fn(*args, **kwargs)
         if not (infer and infer.get("_deterministic")):
@@ -82,7 +83,7 @@ def param(name: str, init_tensor: torch.Tensor | None = None,
         KeyError, TypeError, ValueError: as ``ParamStore.get_param``, whose messages name the param.
     """
     store = get_param_store()
-    if not HANDLER_STACK:
+    if not get_stack():
         return store.get_param(name, init_tensor, constraint=constraint, event_dim=event_dim)
     msg = {"type": "param", "name": name, "fn": store.get_param,
            "args": (name,) if init_tensor is None else (name, init_tensor),
@@ -99,10 +100,23 @@ def factor(name: str, log_factor: torch.Tensor, *, has_rsample: bool | None = No
     As in Pyro (which uses ``dist.Unit``), the site's distribution has a single, empty value and
     ``log_prob`` equal to ``log_factor``: here a ``Delta`` at a tensor with a trailing dimension of
     size 0. ``has_rsample`` says whether ``log_factor`` came from reparameterised draws; it only
-    matters in guides, and defaults to False, as in Pyro.
+    matters in guides, and defaults to False, as in Pyro. Errors name the site: a ``log_factor``
+    that is not a number (TypeError) or, with validation on, is nan (ValueError).
     """
-    log_factor = torch.as_tensor(log_factor)
-    unit = Delta(log_factor.new_zeros(log_factor.shape + (0,)), log_density=log_factor, event_dim=1)
+    try:
+        log_factor = torch.as_tensor(log_factor)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise TypeError(f"factor site {name!r}: log_factor must be a tensor or a number, got "
+                        f"{type(log_factor).__name__} {log_factor!r}") from error
+    try:
+        unit = Delta(log_factor.new_zeros(log_factor.shape + (0,)), log_density=log_factor, event_dim=1)
+    except ValueError as error:  # torch's check of Delta's log_density: no nan
+        nans = int(torch.isnan(log_factor).sum()) if log_factor.is_floating_point() else 0
+        if not nans:
+            raise ValueError(f"factor site {name!r}: {error}") from error
+        raise ValueError(f"factor site {name!r}: the log factor is nan (in {nans} of "
+                         f"{log_factor.numel()} entries); a log factor may be any number or -inf, "
+                         "never nan: check the computation that produced it") from error
     unit.has_rsample = bool(has_rsample)
     sample(name, unit, obs=unit.v, infer={"is_auxiliary": True})
 
@@ -112,11 +126,21 @@ def deterministic(name: str, value: torch.Tensor, event_dim: int | None = None) 
 
     An observed ``Delta(value).mask(False)`` site, as in Pyro: it appears in traces with
     ``infer["_deterministic"] = True`` and adds nothing to the log joint. ``event_dim`` defaults
-    to ``value.dim()``.
+    to ``value.dim()``. A Python number becomes a tensor, as in ``factor`` (Pyro raises
+    AttributeError); anything else that is not a tensor raises TypeError naming the site.
     """
+    if not isinstance(value, torch.Tensor):
+        if not isinstance(value, numbers.Number):
+            raise TypeError(f"deterministic site {name!r}: the value must be a tensor or a number, "
+                            f"got {type(value).__name__} {value!r}; compute it from the model's "
+                            "tensors, or wrap it as torch.tensor(...)")
+        value = torch.as_tensor(value)
     event_dim = value.dim() if event_dim is None else event_dim
-    return sample(name, Delta(value, event_dim=event_dim).mask(False), obs=value,
-                  infer={"_deterministic": True})
+    try:
+        fn = Delta(value, event_dim=event_dim).mask(False)
+    except ValueError as error:  # an event_dim the value does not have
+        raise ValueError(f"deterministic site {name!r}: {error}") from error
+    return sample(name, fn, obs=value, infer={"_deterministic": True})
 
 
 def module(name: str, nn_module: torch.nn.Module,
@@ -146,12 +170,13 @@ def module(name: str, nn_module: torch.nn.Module,
 
 # Chapter 9: plates. A plate marks the statements inside it as conditionally independent copies,
 # one per index, and gives them a tensor dimension of their own.
+import threading
 from typing import NamedTuple
 
 import torch
 
 from ppl.distributions import TorchDistributionMixin
-from ppl.runtime import Message, Messenger, is_validation_enabled  # HANDLER_STACK, apply_stack: above
+from ppl.runtime import Message, Messenger, is_validation_enabled  # apply_stack, get_stack, get_param_store: above
 
 
 class CondIndepStackFrame(NamedTuple):
@@ -175,45 +200,55 @@ class CondIndepStackFrame(NamedTuple):
         return self.dim is not None
 
 
+class _PlateNames(threading.local):
+    # A threading.local runs __init__ again in each thread that uses it: one list per thread.
+    def __init__(self) -> None:
+        self.names: list[str | None] = []  # names[k] is the plate at dim -(k + 1), or None
+
+
 class DimAllocator:
     """Hands out batch dimensions to the active plates, from the right (Pyro's ``_DimAllocator``).
 
     ``allocate(name, None)`` returns the rightmost free dimension; ``allocate(name, dim)`` claims
     ``dim``, and raises ValueError if another active plate holds it. ``free`` gives it back.
+    Each thread sees its own dims (the names live in a ``threading.local``), so programs running
+    in two threads never claim each other's; Pyro's allocator is one global.
     """
 
     def __init__(self) -> None:
-        self._names: list[str | None] = []  # _names[k] is the plate at dim -(k + 1), or None
+        self._thread = _PlateNames()
 
     def allocate(self, name: str, dim: int | None) -> int:
-        if name in self._names:
+        names = self._thread.names  # one lookup: a threading.local's attributes are slow to reach
+        if name in names:
             raise ValueError(f"plate {name!r} is already active: nested plates need different names")
         if dim is None:
             dim = -1
-            while -dim <= len(self._names) and self._names[-dim - 1] is not None:
+            while -dim <= len(names) and names[-dim - 1] is not None:
                 dim -= 1
         elif not isinstance(dim, int) or isinstance(dim, bool) or dim >= 0:
             raise ValueError(f"plate {name!r}: dim must be a negative int counting from the right "
                              f"(-1 is the rightmost batch dimension), got {dim!r}")
-        while len(self._names) < -dim:
-            self._names.append(None)
-        other = self._names[-dim - 1]
+        while len(names) < -dim:
+            names.append(None)
+        other = names[-dim - 1]
         if other is not None:
             raise ValueError(f"plates {name!r} and {other!r} both want dim={dim}: give one of them "
                              f"another dim, e.g. dim={dim - 1}, or leave dim out to get a free one")
-        self._names[-dim - 1] = name
+        names[-dim - 1] = name
         return dim
 
     def free(self, name: str, dim: int) -> None:
-        if -dim <= len(self._names) and self._names[-dim - 1] == name:
-            self._names[-dim - 1] = None
-        while self._names and self._names[-1] is None:
-            self._names.pop()
+        names = self._thread.names
+        if -dim <= len(names) and names[-dim - 1] == name:
+            names[-dim - 1] = None
+        while names and names[-1] is None:
+            names.pop()
 
     @property
     def active(self) -> dict[int, str]:
         """The dimensions in use and their plates, e.g. ``{-1: "data"}``."""
-        return {-k - 1: name for k, name in enumerate(self._names) if name is not None}
+        return {-k - 1: name for k, name in enumerate(self._thread.names) if name is not None}
 
 
 DIM_ALLOCATOR = DimAllocator()
@@ -266,6 +301,7 @@ class _Subsample(torch.distributions.Distribution):
 
     def __init__(self, size: int, subsample_size: int | None) -> None:
         self.size, self.subsample_size = size, subsample_size
+        self.drawn = None  # the last indices drawn
         super().__init__(torch.Size(), validate_args=False)
 
     def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
@@ -275,14 +311,41 @@ class _Subsample(torch.distributions.Distribution):
             indices = _ALL_INDICES.get(self.size)
             if indices is None:
                 indices = _ALL_INDICES[self.size] = torch.arange(self.size)
-            return indices
-        return torch.randperm(self.size)[:self.subsample_size]
+        else:
+            indices = torch.randperm(self.size)[:self.subsample_size]
+        self.drawn = indices  # the plate checks only indices it did not draw itself
+        return indices
 
     def __call__(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
         return self.sample(sample_shape)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         return _ZERO
+
+
+def _checked_indices(name: str, size: int | None, indices) -> torch.Tensor:
+    # Indices that a plate did not draw (given, or replayed from another trace) as a tensor, after
+    # checking that they are a subsample of range(size). Pyro checks none of this: index 5 of a
+    # plate of size 3 scales by 3 / 2 and picks rows the plate does not have. The range check reads
+    # the values (a reduction), so it runs only when validation is on.
+    if not isinstance(indices, torch.Tensor):
+        indices = torch.as_tensor(indices)  # a list, as Pyro allows
+    if indices.dim() != 1 or indices.dtype not in (torch.int64, torch.int32):
+        mask = indices.dtype in (torch.bool, torch.uint8)
+        raise ValueError(f"plate {name!r}: the subsample must be a 1-D tensor of integer indices "
+                         f"(int64 or int32), got dtype {indices.dtype} and shape "
+                         f"{tuple(indices.shape)}" + ("; for a boolean mask, pass "
+                                                      "mask.nonzero().squeeze(-1)" if mask else ""))
+    if len(indices) == 0:
+        raise ValueError(f"plate {name!r}: the subsample is empty; give it at least one index")
+    if is_validation_enabled() and size is not None:
+        low, high = torch.aminmax(indices)
+        low, high = int(low), int(high)
+        if low < 0 or high >= size:
+            raise ValueError(f"plate {name!r} of size {size}: the subsample indices must lie in "
+                             f"range({size}), got {low if low < 0 else high}; give the plate its "
+                             "full size, the same in the model and the guide")
+    return indices
 
 
 class plate(Messenger):
@@ -300,9 +363,13 @@ class plate(Messenger):
 
     Args:
         name: the plate's name, unique among the active plates; also the name of its site.
-        size: the number of conditionally independent indices, e.g. the number of data points.
+        size: the number of conditionally independent indices, e.g. the number of data points;
+            ``len(subsample)`` when left out.
         subsample_size: the minibatch size, or None for all indices.
-        subsample: the indices themselves, instead of a random draw.
+        subsample: the indices themselves, instead of a random draw: a 1-D integer tensor (or
+            list) of positions in ``range(size)``, repeats allowed. Unlike Pyro, ppl checks them,
+            and indices replayed from another trace: another dtype or shape raises ValueError, and
+            so does an index out of range when validation is on.
         dim: the batch dimension, a negative int, or None for the rightmost free one.
 
     >>> with plate("data", len(x), subsample_size=100) as idx:
@@ -314,7 +381,7 @@ class plate(Messenger):
         if size is None:
             if subsample is None:
                 raise ValueError(f"plate {name!r} needs a size (or the subsample indices)")
-            size = len(subsample)
+            size = len(_checked_indices(name, None, subsample))
         if isinstance(size, torch.Tensor):
             size = int(size)
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
@@ -330,7 +397,7 @@ class plate(Messenger):
         self.counter = 0
         self._sequential = False
         fn = _Subsample(size, subsample_size)
-        if HANDLER_STACK:  # the indices are a sample site, so that trace and replay see them
+        if get_stack():  # the indices are a sample site, so that trace and replay see them
             msg = {"type": "sample", "name": name, "fn": fn, "args": (), "kwargs": {},
                    "value": subsample, "is_observed": False, "infer": {}, "scale": 1.0,
                    "mask": None, "cond_indep_stack": (), "done": False, "stop": False,
@@ -338,7 +405,9 @@ class plate(Messenger):
             subsample = apply_stack(msg)["value"]
         elif subsample is None:
             subsample = fn.sample()
-        self.indices = torch.as_tensor(subsample)
+        if subsample is not fn.drawn and subsample is not _ALL_INDICES.get(size):
+            subsample = _checked_indices(name, size, subsample)
+        self.indices = subsample
         self.subsample_size = len(self.indices)
         if subsample_size is not None and subsample_size != min(size, self.subsample_size):
             raise ValueError(f"plate {name!r}: subsample_size={subsample_size}, but the indices (from "
@@ -364,7 +433,7 @@ class plate(Messenger):
 
     def __iter__(self):
         """Yield the indices as ints, running the loop body inside this plate (a sequential plate)."""
-        if self in HANDLER_STACK:
+        if self in get_stack():
             raise ValueError(f"plate {self.name!r} is active as a vectorized plate (`with`); "
                              "iterate over a new plate instead")
         self._sequential = True
@@ -382,21 +451,42 @@ class plate(Messenger):
         msg["cond_indep_stack"] = (frame,) + msg["cond_indep_stack"]
         if self.subsample_size != self.size:
             msg["scale"] = msg["scale"] * (self.size / self.subsample_size)
-        if self.dim is not None and msg["type"] == "sample":
+        if self.dim is None:
+            return
+        if msg["type"] == "sample":
             broadcast(msg)
+        elif msg["type"] == "param" and msg["kwargs"].get("event_dim") is not None:
+            # A new local param: check its initial value before the store keeps it, so that a
+            # mistake leaves nothing behind (Pyro checks the stored value, in postprocess_message).
+            name, args = msg["name"], msg["args"]
+            if len(args) > 1 and is_validation_enabled() and name not in get_param_store():
+                init = args[1]() if callable(args[1]) else args[1]
+                if not isinstance(init, torch.Tensor):
+                    init = torch.as_tensor(init, dtype=torch.get_default_dtype())
+                msg["args"] = (name, init)  # a function is called once, here
+                self._local_dim(msg, init.shape)
 
     def postprocess_message(self, msg: Message) -> None:
         # A param declared with event_dim inside a subsampled plate is local: one slice per index.
         # Hand the program the slices of this minibatch, as Pyro does.
         if msg["type"] != "param" or self.dim is None or msg["kwargs"].get("event_dim") is None:
             return
-        dim = self.dim - msg["kwargs"]["event_dim"]
-        value = msg["value"]
-        if value.dim() < -dim or value.shape[dim] == 1:
-            return
-        if is_validation_enabled() and value.shape[dim] != self.size:
+        dim = self._local_dim(msg, msg["value"].shape)
+        if dim is not None and self.subsample_size < self.size:
+            msg["value"] = msg["value"].index_select(dim, self.indices)
+
+    def _local_dim(self, msg: Message, shape: torch.Size) -> int | None:
+        # The dim of a local param's value that holds one slice per index of this plate, or None
+        # when the value has no such dim or size 1 there (one slice shared by every index).
+        event_dim = msg["kwargs"]["event_dim"]
+        if not isinstance(event_dim, int) or isinstance(event_dim, bool) or event_dim < 0:
+            raise ValueError(f"param {msg['name']!r}: event_dim must be a non-negative int (the "
+                             f"number of rightmost dims of one index's value), got {event_dim!r}")
+        dim = self.dim - event_dim
+        if len(shape) < -dim or shape[dim] == 1:
+            return None
+        if is_validation_enabled() and shape[dim] != self.size:
             raise ValueError(f"param {msg['name']!r} in plate {self.name!r} (size {self.size}, dim "
-                             f"{self.dim}) has shape {tuple(value.shape)}: with event_dim="
-                             f"{msg['kwargs']['event_dim']}, its dim {dim} must have size {self.size}")
-        if self.subsample_size < self.size:
-            msg["value"] = value.index_select(dim, self.indices)
+                             f"{self.dim}) has shape {tuple(shape)}: with event_dim={event_dim}, its "
+                             f"dim {dim} must have size {self.size} (one slice per index) or 1")
+        return dim

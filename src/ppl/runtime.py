@@ -11,12 +11,15 @@ handlers again in the opposite order.
 
 import functools
 import random
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypedDict
 
 import torch
 from torch.distributions import constraints
+
+from ppl.distributions.core import MaskedDistribution
 
 try:  # numpy is optional: seeded and saved along with torch and random when it is installed
     import numpy
@@ -64,28 +67,40 @@ class Message(TypedDict, total=False):
     continuation: Callable[["Message"], None] | None
 
 
-# The global handler stack: the outermost handler first, the innermost (entered last) at the end.
-# Modules that import it share this one list, so it is only ever mutated, never rebound.
-HANDLER_STACK: list["Messenger"] = []
+class _ThreadState(threading.local):
+    # A threading.local gives each thread its own attributes: __init__ runs in each thread that
+    # reads them, so each thread starts with an empty handler stack of its own.
+    def __init__(self) -> None:
+        self.stack: list["Messenger"] = []  # outermost handler first, innermost at the end
+
+
+_THREAD = _ThreadState()
 
 
 def get_stack() -> list["Messenger"]:
-    """The live handler stack, outermost handler first (Pyro's ``_PYRO_STACK``). Do not modify it."""
-    return HANDLER_STACK
+    """The current thread's handler stack, outermost handler first (Pyro's ``_PYRO_STACK``).
+
+    The live list, which handlers push themselves onto and pop themselves off; do not modify it
+    otherwise. Unlike Pyro's single global stack, each thread has its own, so that programs
+    running in separate threads do not see each other's handlers. Validation and the param store
+    stay global, as in Pyro.
+    """
+    return _THREAD.stack
 
 
 def am_i_wrapped() -> bool:
     """True when at least one handler is active (Pyro's ``pyro.poutine.runtime.am_i_wrapped``)."""
-    return len(HANDLER_STACK) > 0
+    return len(get_stack()) > 0
 
 
 class Messenger:
     """Base class of effect handlers (Pyro's ``pyro.poutine.messenger.Messenger``).
 
-    A handler is active while it is on ``HANDLER_STACK``: inside ``with handler:``, or while a
-    function wrapped by ``handler(fn)`` runs. Subclasses override ``process_message`` (called on
-    the way down, usually before the value exists) and ``postprocess_message`` (called on the way
-    back up, with the final value). Pyro's ``Messenger`` dispatches on the message type to methods
+    A handler is active while it is on the current thread's stack (``get_stack()``): inside
+    ``with handler:``, or while a function wrapped by ``handler(fn)`` runs. An instance keeps its
+    state (a trace, say) for one run at a time: give each thread its own handlers. Subclasses
+    override ``process_message`` (called on the way down, usually before the value exists) and
+    ``postprocess_message`` (called on the way back up, with the final value). Pyro's ``Messenger`` dispatches on the message type to methods
     named ``_pyro_sample``, ``_pyro_post_param``, ...; ppl's handlers test ``msg["type"]``
     themselves.
 
@@ -98,23 +113,25 @@ class Messenger:
     """
 
     def __enter__(self) -> "Messenger":
-        if self in HANDLER_STACK:
+        stack = get_stack()
+        if self in stack:
             raise RuntimeError(f"this {type(self).__name__} is already on the handler stack; a "
                                "handler instance can be active only once at a time: create a new "
                                "one to nest")
-        HANDLER_STACK.append(self)
+        stack.append(self)
         return self
 
     def __exit__(self, exc_type, exc_value, traceback) -> None:
+        stack = get_stack()
         if exc_type is None:
-            if not HANDLER_STACK or HANDLER_STACK[-1] is not self:
+            if not stack or stack[-1] is not self:
                 raise RuntimeError(f"{type(self).__name__} exited while it was not on top of the "
                                    "handler stack: handlers must be exited in reverse order")
-            HANDLER_STACK.pop()
-        elif self in HANDLER_STACK:
+            stack.pop()
+        elif self in stack:
             # An exception: remove this handler and any handler entered above it that never
             # reached its own __exit__. Returning None lets the exception propagate.
-            del HANDLER_STACK[HANDLER_STACK.index(self):]
+            del stack[stack.index(self):]
 
     def __call__(self, fn: Callable) -> Callable:
         """Wrap ``fn``: the returned function runs ``fn`` inside this handler."""
@@ -145,7 +162,7 @@ def apply_stack(msg: Message) -> Message:
     3. Call ``postprocess_message`` on the handlers visited in step 1, in the opposite order.
     4. Call ``msg["continuation"]``, if any.
     """
-    stack = HANDLER_STACK
+    stack = _THREAD.stack  # get_stack(), without the call: this runs once per message
     bottom = 0  # the lowest stack position the message reached
     for i in range(len(stack) - 1, -1, -1):
         stack[i].process_message(msg)
@@ -207,12 +224,13 @@ def validation_enabled(is_validate: bool = True) -> Iterator[None]:
 
 
 def check_observation(msg: Message) -> None:
-    """Raise if the observed value of sample site ``msg`` has the wrong type, shape or support.
+    """Raise if the observed value of sample site ``msg`` has the wrong type, shape, dtype or support.
 
     The value must be a tensor whose rightmost dims equal ``fn.event_shape`` and whose shape
-    broadcasts against ``fn.batch_shape + fn.event_shape``, and ``fn.support.check(value)`` must
-    hold everywhere. The errors name the site. Pyro checks the same things later, inside
-    ``log_prob``, with torch's messages.
+    broadcasts against ``fn.batch_shape + fn.event_shape``; ``fn.log_prob`` must accept its dtype
+    (TypeError otherwise: Bernoulli needs floats, where a Poisson takes ints too); and
+    ``fn.support.check(value)`` must hold everywhere. The errors name the site. Pyro checks the
+    same things later, inside ``log_prob``, with torch's messages (a RuntimeError for the dtype).
     """
     name, fn, value = msg["name"], msg["fn"], msg["value"]
     if not isinstance(value, torch.Tensor):
@@ -227,6 +245,8 @@ def check_observation(msg: Message) -> None:
                          f" which does not fit the distribution's shape {tuple(shape)} (batch_shape "
                          f"{tuple(fn.batch_shape)} + event_shape {tuple(event_shape)}): it must end "
                          "in the event shape and broadcast against the batch shape")
+    if not value.is_floating_point():  # an int or bool value: can the distribution score it?
+        _check_dtype(name, fn, value)
     try:
         support = fn.support
     except NotImplementedError:  # a distribution that does not declare its support
@@ -259,6 +279,42 @@ _ONE_NUMBER_CHECKS = {id(support): check for support, check in [
     (constraints.nonnegative_integer, lambda x: x >= 0 and x % 1 == 0),
     (constraints.positive_integer, lambda x: x >= 1 and x % 1 == 0),
 ]}
+
+
+# (distribution class, dtype) -> whether its log_prob takes a value of that dtype.
+_SCORES_DTYPE: dict[tuple[type, torch.dtype], bool] = {}
+
+
+def _check_dtype(name: str, fn, value: torch.Tensor) -> None:
+    # torch promotes an int or bool value to a float in most log_probs, and fails deep inside
+    # others (Bernoulli's needs a float; few take bools). Try each distribution class with each such
+    # dtype once, and remember. Independent and masked distributions score with their base.
+    base = fn
+    while isinstance(base, (torch.distributions.Independent, MaskedDistribution)):
+        base = base.base_dist
+    key = (type(base), value.dtype)
+    scores = _SCORES_DTYPE.get(key)
+    if scores is None:
+        scores = _scores_dtype(base, value)
+        if scores is None:  # fails whatever the dtype: leave it for log_prob to report
+            return
+        _SCORES_DTYPE[key] = scores
+    if not scores:
+        raise TypeError(f"sample site {name!r}: the observed value has dtype {value.dtype}, which "
+                        f"{type(base).__name__}.log_prob cannot score: it needs a floating-point "
+                        f"tensor ({torch.get_default_dtype()}). Convert the data with .float()")
+
+
+def _scores_dtype(fn, value: torch.Tensor) -> bool | None:
+    # True if fn.log_prob takes value, False if it takes only a floating-point copy, None if neither.
+    with torch.no_grad():
+        for candidate, answer in ((value, True), (value.to(torch.get_default_dtype()), False)):
+            try:
+                fn.log_prob(candidate)
+                return answer
+            except Exception:  # noqa: BLE001 -- whatever torch raises means "not this dtype"
+                pass
+    return None
 
 
 def _broadcastable(a: torch.Size, b: torch.Size) -> bool:

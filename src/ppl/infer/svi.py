@@ -8,12 +8,15 @@ gradient with ``loss.loss_and_grads``, updates the params that the step touched 
 """
 
 import math
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 
-from ppl.handlers import Trace, trace
+from ppl.handlers import BlockMessenger, Trace, trace
 from ppl.optim import PyroOptim
+from ppl.runtime import get_stack
 
 
 def _unconstrained_params(param_trace: Trace) -> set[torch.Tensor]:
@@ -31,6 +34,40 @@ def _as_float(loss) -> float:
     return loss.item() if isinstance(loss, torch.Tensor) else float(loss)
 
 
+_running = threading.local()  # per thread: the handler-stack depth at which each running step began
+
+
+@contextmanager
+def _not_nested(what: str) -> Iterator[None]:
+    # A step run from inside another step's model or guide would record its sites in the outer
+    # step's traces, and the outer optimizer would move its params. Refuse it, unless a block()
+    # that hides every site stands between the two. Per thread: other threads run their own SVI.
+    depths = _running.__dict__.setdefault("depths", [])
+    if depths and not any(_hides_all(h) for h in get_stack()[depths[-1]:]):
+        raise RuntimeError(
+            f"SVI.{what} was called inside another SVI.step or evaluate_loss (from its model or "
+            "guide, in this thread): the inner run's sites would land in the outer run's traces, "
+            "and the outer optimizer would move the inner params. Run the inner SVI outside the "
+            "model, before or after the outer step, or, if it must run there, inside "
+            "`with ppl.handlers.block():`, which hides its sites from the outer run.")
+    depths.append(len(get_stack()))
+    try:
+        yield
+    finally:
+        depths.pop()
+
+
+def _hides_all(handler) -> bool:
+    # A block() without arguments: it hides every site from the handlers outside it.
+    return (isinstance(handler, BlockMessenger) and handler.hide_fn == handler._hides
+            and handler.hide_all and not handler.expose and not handler.expose_types)
+
+
+def _check_callable(value, argument: str, example: str) -> None:
+    if not callable(value):
+        raise TypeError(f"SVI's {argument} must be a function, got {value!r}: pass {example}")
+
+
 class SVI:
     """Stochastic variational inference (Pyro's ``pyro.infer.SVI``).
 
@@ -44,6 +81,11 @@ class SVI:
             gradients; by default, ``loss(...).backward()``.
         num_samples, num_steps: accepted for Pyro's signature (deprecated there) and ignored.
 
+    Arguments of the wrong type raise TypeError here, not at the first step (ValueError for
+    ``optim``, as in Pyro). A step is all or nothing (see ``step``). ``step`` and
+    ``evaluate_loss`` refuse to run inside another SVI's step in the same thread, unless under
+    ``block()`` (RuntimeError); Pyro checks neither.
+
     >>> svi = SVI(model, guide, ppl.optim.Adam({"lr": 0.01}), loss=Trace_ELBO())
     >>> for step in range(1000):
     ...     loss = svi.step(data)
@@ -51,9 +93,17 @@ class SVI:
 
     def __init__(self, model: Callable, guide: Callable, optim: PyroOptim, loss,
                  loss_and_grads: Callable | None = None, num_samples: int = 0, num_steps: int = 0) -> None:
+        _check_callable(model, "model", "the model function itself: SVI(model, guide, optim, loss)")
+        _check_callable(guide, "guide", "the guide function (or an autoguide): SVI(model, guide, optim, loss)")
         if not isinstance(optim, PyroOptim):
             raise ValueError(f"optim must be a ppl.optim optimizer such as ppl.optim.Adam({{'lr': 0.01}}), "
                              f"got {type(optim).__name__}: SVI hands it params as the programs create them")
+        if isinstance(loss, type):
+            raise TypeError(f"loss must be an ELBO object: pass {loss.__name__}(), not the class "
+                            f"{loss.__name__}")
+        if loss_and_grads is not None:
+            _check_callable(loss_and_grads, "loss_and_grads",
+                            "None, or a function loss_and_grads(model, guide, *args, **kwargs)")
         self.model, self.guide, self.optim = model, guide, optim
         self.num_samples, self.num_steps = num_samples, num_steps
         if hasattr(loss, "loss_and_grads"):  # an ELBO object
@@ -77,25 +127,30 @@ class SVI:
     def step(self, *args, **kwargs) -> float:
         """Take one gradient step on the params the loss touches; return the loss before the step.
 
+        All or nothing: whatever fails, the params, the optimizer and the step count are as before
+        the step, and no gradient is left behind.
+
         Raises:
-            FloatingPointError: the loss is NaN or infinite. The message names the step (counting
-                from 0) and the first site whose log-density is not finite; no param is updated.
+            FloatingPointError: the loss is NaN or infinite (the message names the step, counting
+                from 0, and the first site whose log-density is not finite), or the update left a
+                param that is not finite (the message names the step and the param).
+            RuntimeError: called from inside another SVI's step (see the class docstring).
         """
-        with trace(param_only=True) as param_capture:
+        with _not_nested("step"), trace(param_only=True) as param_capture:
+            params = set()
             try:
                 loss = _as_float(self.loss_and_grads(self.model, self.guide, *args, **kwargs))
-            except BaseException:  # a failed step leaves no half-accumulated gradients behind
-                for p in _unconstrained_params(param_capture.trace):
+                params = _unconstrained_params(param_capture.trace)
+                if not math.isfinite(loss):
+                    raise FloatingPointError(self._nonfinite_message(loss))
+                try:
+                    self.optim(params)  # all or nothing too: on any error it puts everything back
+                except FloatingPointError as error:  # a param that is not finite after the update
+                    raise FloatingPointError(f"SVI.step at step {self._steps_taken} "
+                                             f"(counting from 0): {error}") from None
+            finally:  # success or failure, no gradient outlives the step
+                for p in params or _unconstrained_params(param_capture.trace):
                     p.grad = None
-                raise
-        params = _unconstrained_params(param_capture.trace)
-        if not math.isfinite(loss):
-            for p in params:
-                p.grad = None
-            raise FloatingPointError(self._nonfinite_message(loss))
-        self.optim(params)
-        for p in params:
-            p.grad = None
         self._steps_taken += 1
         return loss
 
@@ -110,5 +165,5 @@ class SVI:
 
     def evaluate_loss(self, *args, **kwargs) -> float:
         """The loss, without gradients (under ``torch.no_grad()``)."""
-        with torch.no_grad():
+        with _not_nested("evaluate_loss"), torch.no_grad():
             return _as_float(self.loss(self.model, self.guide, *args, **kwargs))

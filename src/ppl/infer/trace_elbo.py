@@ -100,11 +100,11 @@ def _site_log_prob(name: str, site: Message) -> torch.Tensor:
     # The site's log-density tensor at its value, scaled and masked. The unscaled tensor (for the
     # score-function term) and the sum are kept on the site, as in Pyro.
     try:
-        log_p = site["fn"].log_prob(site["value"], *site["args"], **site["kwargs"])
-    except ValueError as error:
+        unscaled = site["fn"].log_prob(site["value"], *site["args"], **site["kwargs"])
+        log_p = scale_and_mask(unscaled, site["scale"], site["mask"])
+    except ValueError as error:  # torch's checks, or a scale or mask of the wrong shape
         raise ValueError(f"while computing log_prob at site {name!r}: {error}") from error
-    site["unscaled_log_prob"] = log_p
-    log_p = scale_and_mask(log_p, site["scale"], site["mask"])
+    site["unscaled_log_prob"] = unscaled
     site["log_prob_sum"] = log_p.sum() if log_p.dim() else log_p
     return log_p
 
