@@ -8,8 +8,11 @@
   ``pytestmark = pytest.mark.usefixtures("clean_state")``.
 - ``pyro_fix_latents(fn, data)`` gives Pyro's latent sample sites fixed values and keeps them
   latent, which ppl's ``substitute`` does and Pyro's does not: the ELBO comparisons use it.
+- ``run_in_threads(*functions, barrier=None)`` runs each function in a thread of its own and
+  returns their results, or raises the first error: the thread-safety tests use it.
 """
 
+import threading
 import warnings
 
 import pytest
@@ -57,3 +60,32 @@ class _PyroFixLatents(PyroMessenger):
 @pytest.fixture
 def pyro_fix_latents():
     return lambda fn, data: _PyroFixLatents(data)(fn)
+
+
+def _run_in_threads(*functions, barrier=None, timeout=30.0):
+    # Each function in a thread of its own; their results in order, or the first error. A failing
+    # thread aborts the barrier, so that the others stop waiting for it instead of timing out.
+    results, errors = [None] * len(functions), []
+
+    def run(i):
+        try:
+            results[i] = functions[i]()
+        except BaseException as error:  # handed to the main thread below
+            errors.append(error)
+            if barrier is not None:
+                barrier.abort()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(functions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(thread.is_alive() for thread in threads), "a thread hung"
+    if errors:
+        raise errors[0]
+    return results
+
+
+@pytest.fixture
+def run_in_threads():
+    return _run_in_threads

@@ -301,9 +301,8 @@ def test_nested_masks_of_clashing_shapes_name_the_site():
     assert get_stack() == []
 
 
-def test_two_threads_trace_their_own_programs():
+def test_two_threads_trace_their_own_programs(run_in_threads):
     barrier = threading.Barrier(2, timeout=10)
-    traces, errors = {}, []
 
     def program(value):
         def model():
@@ -313,18 +312,10 @@ def test_two_threads_trace_their_own_programs():
             sample("x", dist.Normal(0.0, 1.0), obs=torch.tensor(value))
             barrier.wait()
 
-        try:
-            traces[value] = trace(condition(model, data={"z": torch.tensor(value)})).get_trace()
-        except BaseException as error:  # noqa: BLE001 -- checked in the main thread
-            errors.append(error)
-            barrier.abort()
+        return lambda: trace(condition(model, data={"z": torch.tensor(value)})).get_trace()
 
-    threads = [threading.Thread(target=program, args=(v,)) for v in (1.0, 2.0)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert errors == [] and sorted(traces) == [1.0, 2.0]
+    values = (1.0, 2.0)
+    traces = dict(zip(values, run_in_threads(*map(program, values), barrier=barrier)))
     for value, tr in traces.items():
         assert sample_names(tr) == ["z", "x"]
         assert tr.nodes["z"]["value"] == value and tr.nodes["z"]["is_observed"]

@@ -1085,28 +1085,7 @@ def test_the_range_check_is_skipped_when_validation_is_off():
 
 # --- threads: each has its own plate dims ---------------------------------------------------------
 
-def run_in_threads(*functions, timeout=10.0):
-    """Run each function in its own thread; return their results, or raise the first exception."""
-    results, errors = [None] * len(functions), []
-
-    def run(i, fn):
-        try:
-            results[i] = fn()
-        except BaseException as error:  # reported in the main thread
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate(functions)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung"
-    if errors:
-        raise errors[0]
-    return results
-
-
-def test_each_thread_has_its_own_dim_allocator():
+def test_each_thread_has_its_own_dim_allocator(run_in_threads):
     barrier = threading.Barrier(2, timeout=5)
 
     def claim():
@@ -1117,11 +1096,11 @@ def test_each_thread_has_its_own_dim_allocator():
         DIM_ALLOCATOR.free("data", dim)
         return dim, active, DIM_ALLOCATOR.active
 
-    assert run_in_threads(claim, claim) == [(-1, {-1: "data"}, {})] * 2
+    assert run_in_threads(claim, claim, barrier=barrier) == [(-1, {-1: "data"}, {})] * 2
     assert DIM_ALLOCATOR.active == {} and isinstance(DIM_ALLOCATOR, DimAllocator)
 
 
-def test_two_threads_running_plated_programs_get_their_own_dims_and_frames():
+def test_two_threads_running_plated_programs_get_their_own_dims_and_frames(run_in_threads):
     # The same plate names in both threads, entered in lockstep; the sizes tell the threads apart.
     barrier = threading.Barrier(2, timeout=5)
 
@@ -1142,7 +1121,7 @@ def test_two_threads_running_plated_programs_get_their_own_dims_and_frames():
                      tr.nodes["_RETURN"]["value"]) for tr in traces], DIM_ALLOCATOR.active, list(get_stack())
         return run
 
-    results = run_in_threads(program(2), program(4))
+    results = run_in_threads(program(2), program(4), barrier=barrier)
     for n, (per_run, active_after, stack_after) in zip([2, 4], results):
         expected = ((("data", -1, n, 0, n), ("inner", -3, n + 1, 0, n + 1)), (("data", -1, n, 0, n),),
                     (n + 1, 1, n), {-1: "data", -3: "inner"})

@@ -135,29 +135,7 @@ def test_wrapped_function_raising_leaves_stack_empty():
     assert get_stack() == []
 
 
-def run_in_threads(*programs, barrier):
-    """Run each program in a thread of its own; return their results, or raise the first error."""
-    results, errors = [None] * len(programs), []
-
-    def run(i):
-        try:
-            results[i] = programs[i]()
-        except BaseException as error:  # noqa: BLE001 -- handed to the main thread below
-            errors.append(error)
-            barrier.abort()  # wake the other thread instead of letting it wait for the timeout
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(programs))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung"
-    if errors:
-        raise errors[0]
-    return results
-
-
-def test_each_thread_has_its_own_handler_stack():
+def test_each_thread_has_its_own_handler_stack(run_in_threads):
     barrier = threading.Barrier(2, timeout=10)
 
     def program(label):

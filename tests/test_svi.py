@@ -404,11 +404,11 @@ def test_an_svi_step_under_block_inside_a_model_is_isolated():
     assert [p for g in optim.optimizer.param_groups for p in g["params"]] == [ppl.param("outer_loc")]
 
 
-def test_two_threads_run_their_own_svi_at_the_same_time():
+def test_two_threads_run_their_own_svi_at_the_same_time(run_in_threads):
     # The re-entrancy check is per thread: a step running in one thread is no reason to refuse a
     # step in another. Each guide waits for the other thread's guide, so that the two threads are
     # inside a step at the same time, every step. Delta guides: each result is exact.
-    num_steps, barrier, errors = 5, threading.Barrier(2, timeout=10), []
+    num_steps, barrier = 5, threading.Barrier(2, timeout=10)
 
     def run(name):
         model, point_guide = point_programs(name, f"z_{name}")
@@ -416,20 +416,11 @@ def test_two_threads_run_their_own_svi_at_the_same_time():
         def guide(x=None):
             barrier.wait()
             point_guide(x)
-        try:
-            svi = SVI(model, guide, SGD({"lr": 0.1}), Trace_ELBO())
-            for _ in range(num_steps):
-                svi.step()
-        except BaseException as error:  # noqa: BLE001 - reported below
-            errors.append(error)
-            barrier.abort()
 
-    threads = [threading.Thread(target=run, args=(name,)) for name in ("first", "second")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+        svi = SVI(model, guide, SGD({"lr": 0.1}), Trace_ELBO())
+        return lambda: [svi.step() for _ in range(num_steps)]
+
+    run_in_threads(run("first"), run("second"), barrier=barrier)
     for name in ("first", "second"):
         assert ppl.param(name).item() == pytest.approx(0.9**num_steps)
 

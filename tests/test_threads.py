@@ -79,28 +79,15 @@ def switch_often():
     sys.setswitchinterval(old)
 
 
-def test_two_threads_train_their_own_programs_as_if_alone(switch_often):
+def test_two_threads_train_their_own_programs_as_if_alone(switch_often, run_in_threads):
     alone = {}
     for prefix, data in DATA.items():
         alone[prefix] = (train(prefix, data), final_params(prefix))
     ppl.clear_param_store()
 
     barrier = threading.Barrier(2, timeout=30)
-    results, errors = {}, []
-
-    def run(prefix):
-        try:
-            results[prefix] = train(prefix, DATA[prefix], barrier)
-        except BaseException as error:  # reported below, with the thread's name
-            errors.append((prefix, error))
-            barrier.abort()
-
-    threads = [threading.Thread(target=run, args=(prefix,)) for prefix in DATA]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
+    runs = [lambda prefix=prefix: train(prefix, DATA[prefix], barrier) for prefix in DATA]
+    results = dict(zip(DATA, run_in_threads(*runs, barrier=barrier)))
     for prefix in DATA:
         assert results[prefix] == alone[prefix][0], f"thread {prefix}: other losses than alone"
         params = final_params(prefix)
