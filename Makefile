@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 HTML   := _build/html
 
-.PHONY: book test lab export execute check-export unit notebooks notebooks-perturbed strict-book site bench clean
+.PHONY: book test lab export execute check-export lint reading-time unit notebooks notebooks-perturbed strict-book site bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,11 +21,19 @@ book: $(STAMP)
 	@echo "The book is built. Open this file in a browser:"
 	@echo "  $(CURDIR)/$(HTML)/index.html"
 
-## test: export check, unit tests, strict nbval (twice: as is, and under perturbed numerics), strict book build, rendered-site check
-test: check-export unit notebooks notebooks-perturbed strict-book site
+## test: export check, lint, unit tests, strict nbval (twice: as is, and under perturbed numerics), strict book build, rendered-site check; prints reading times
+test: check-export lint reading-time unit notebooks notebooks-perturbed strict-book site
 
 check-export: $(STAMP)
 	$(BIN)/python tools/export.py --check
+
+## lint: ruff on the package, tools, tests, benchmarks and the chapters' code cells; formatting of all but the generated package
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check book tools tests bench _ext
+
+reading-time:
+	$(BIN)/python tools/reading_time.py book
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests

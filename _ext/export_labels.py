@@ -1,9 +1,10 @@
 """Render the exporter's directives for readers.
 
 A chapter's code cells carry nbdev directives for ``tools/export.py`` (``#| default_exp exact``,
-``#| export``). Readers of the website need not see them. This transform removes the directive lines
+``#| export``, ``#| patch Class``). Readers of the website need not see them. This transform removes the directive lines
 from every code cell, drops cells that held nothing else, and puts a small label "exported to
-``ppl.MODULE``" above each exported cell, so the page shows which code became the package.
+``ppl.MODULE``" (or "exported into class ``ppl.MODULE.Class``") above each exported cell, so
+the page shows which code became the package.
 """
 
 from __future__ import annotations
@@ -36,9 +37,15 @@ class ExportLabels(SphinxTransform):
     def apply(self, **kwargs) -> None:
         module = None
         for cell in list(self.document.findall(_is_code_cell)):
-            source = next((c for c in cell.children
-                           if isinstance(c, nodes.container) and c.get("nb_element") == "cell_code_source"),
-                          None)
+            source = next(
+                (
+                    c
+                    for c in cell.children
+                    if isinstance(c, nodes.container)
+                    and c.get("nb_element") == "cell_code_source"
+                ),
+                None,
+            )
             if source is None:
                 continue
             block = next(iter(source.findall(nodes.literal_block)), None)
@@ -47,12 +54,14 @@ class ExportLabels(SphinxTransform):
             directives, code = _split(block.astext())
             if not directives:
                 continue
-            exported = False
+            exported, patched = False, None
             for name, arg in directives:
                 if name == "default_exp":
                     module = arg
                 elif name == "export":
                     exported = True
+                elif name == "patch":
+                    patched = arg
             if not code.strip():
                 outputs = [c for c in cell.children if c is not source]
                 if not any(o.children for o in outputs):
@@ -60,15 +69,22 @@ class ExportLabels(SphinxTransform):
                     continue
             block.rawsource = code
             block.children = [nodes.Text(code)]
-            if exported and module:
+            if (exported or patched) and module:
                 label = nodes.paragraph(classes=["ppl-export-label"])
-                label += nodes.Text("exported to ")
-                label += nodes.literal(text=f"ppl.{module}")
+                if patched:
+                    # the methods of this cell replace the class's in the package
+                    label += nodes.Text("exported into class ")
+                    label += nodes.literal(text=f"ppl.{module}.{patched}")
+                else:
+                    label += nodes.Text("exported to ")
+                    label += nodes.literal(text=f"ppl.{module}")
                 cell.insert(cell.index(source), label)
                 cell["classes"].append("ppl-exported")
 
 
-def drop_thebe(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+def drop_thebe(
+    app: Sphinx, pagename: str, templatename: str, context: dict, doctree
+) -> None:
     """Remove sphinx-thebe's scripts: Thebe needs a kernel on the internet, and the book is offline.
 
     Jupyter Book always loads sphinx-thebe, which declares its globals twice on a page (a console
@@ -76,8 +92,13 @@ def drop_thebe(app: Sphinx, pagename: str, templatename: str, context: dict, doc
     """
     if "script_files" in context:
         context["script_files"] = [
-            js for js in context["script_files"]
-            if "thebe" not in (str(js) + str(getattr(js, "attributes", {}).get("body", ""))).lower()]
+            js
+            for js in context["script_files"]
+            if "thebe"
+            not in (
+                str(js) + str(getattr(js, "attributes", {}).get("body", ""))
+            ).lower()
+        ]
 
 
 def setup(app: Sphinx) -> dict:

@@ -15,7 +15,11 @@ LR = 0.01
 
 
 def _leaf(value) -> torch.Tensor:
-    return torch.as_tensor(value, dtype=torch.get_default_dtype()).clone().requires_grad_(True)
+    return (
+        torch.as_tensor(value, dtype=torch.get_default_dtype())
+        .clone()
+        .requires_grad_(True)
+    )
 
 
 class _Hand:
@@ -71,9 +75,11 @@ class Regression(_Hand):
         q_w = Independent(Normal(self.w_loc, torch.exp(self.u_w_scale)), 1)
         q_b = Normal(self.b_loc, torch.exp(self.u_b_scale))
         w, b = q_w.rsample(), q_b.rsample()
-        log_p = (Independent(Normal(torch.zeros(self.x.shape[1]), 1.0), 1).log_prob(w)
-                 + Normal(0.0, 10.0).log_prob(b)
-                 + Normal(self.x @ w + b, 0.5).log_prob(self.y).sum())
+        log_p = (
+            Independent(Normal(torch.zeros(self.x.shape[1]), 1.0), 1).log_prob(w)
+            + Normal(0.0, 10.0).log_prob(b)
+            + Normal(self.x @ w + b, 0.5).log_prob(self.y).sum()
+        )
         return q_w.log_prob(w) + q_b.log_prob(b) - log_p
 
 
@@ -118,7 +124,9 @@ class BernoulliLatents(_Hand):
         q = Bernoulli(logits=self.logits)
         z = q.sample()
         log_q = q.log_prob(z)  # one term per data point
-        log_p = Bernoulli(0.3).expand((n,)).log_prob(z) + Normal(2.0 * z - 1.0, 1.0).log_prob(self.y)
+        log_p = Bernoulli(0.3).expand((n,)).log_prob(z) + Normal(
+            2.0 * z - 1.0, 1.0
+        ).log_prob(self.y)
         cost = (log_p - log_q).detach()  # each point's own terms
         # gradient: -sum_i cost_i * grad log q_i; the loss: -(log p - log q), summed
         return -(log_q * cost).sum(), -cost.sum()

@@ -19,8 +19,12 @@ def coin(P, D):
             P.sample(f"obs_{i}", D.Bernoulli(fairness), obs=data[i])
 
     def guide(data):
-        alpha_q = P.param("alpha_q", torch.tensor(15.0), constraint=D.constraints.positive)
-        beta_q = P.param("beta_q", torch.tensor(15.0), constraint=D.constraints.positive)
+        alpha_q = P.param(
+            "alpha_q", torch.tensor(15.0), constraint=D.constraints.positive
+        )
+        beta_q = P.param(
+            "beta_q", torch.tensor(15.0), constraint=D.constraints.positive
+        )
         P.sample("fairness", D.Beta(alpha_q, beta_q))
 
     return model, guide
@@ -37,9 +41,13 @@ def regression(P, D):
 
     def guide(x, y):
         w_loc = P.param("w_loc", torch.zeros(x.shape[1]))
-        w_scale = P.param("w_scale", torch.ones(x.shape[1]), constraint=D.constraints.positive)
+        w_scale = P.param(
+            "w_scale", torch.ones(x.shape[1]), constraint=D.constraints.positive
+        )
         b_loc = P.param("b_loc", torch.tensor(0.0))
-        b_scale = P.param("b_scale", torch.tensor(1.0), constraint=D.constraints.positive)
+        b_scale = P.param(
+            "b_scale", torch.tensor(1.0), constraint=D.constraints.positive
+        )
         P.sample("w", D.Normal(w_loc, w_scale).to_event(1))
         P.sample("b", D.Normal(b_loc, b_scale))
 
@@ -56,7 +64,9 @@ def many_latents(P, D, k: int = 20):
     def guide(y):
         for i in range(k):
             loc = P.param(f"loc_{i}", torch.tensor(0.0))
-            scale = P.param(f"scale_{i}", torch.tensor(1.0), constraint=D.constraints.positive)
+            scale = P.param(
+                f"scale_{i}", torch.tensor(1.0), constraint=D.constraints.positive
+            )
             P.sample(f"z_{i}", D.Normal(loc, scale))
 
     return model, guide
@@ -95,7 +105,9 @@ class Bare:
             return obs
         return fn.rsample() if fn.has_rsample else fn.sample()
 
-    def param(self, name, init_tensor=None, constraint=constraints.real, event_dim=None):
+    def param(
+        self, name, init_tensor=None, constraint=constraints.real, event_dim=None
+    ):
         entry = self.leaves.get(name)
         if entry is None:
             transform = transform_to(constraint)

@@ -27,8 +27,13 @@ with warnings.catch_warnings():
     from pyro.poutine.messenger import Messenger as PyroMessenger
 
 settings.register_profile(
-    "ppl", derandomize=True, deadline=None, database=None, print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow])
+    "ppl",
+    derandomize=True,
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 settings.load_profile("ppl")
 
 

@@ -17,14 +17,19 @@ import ppl.distributions as dist
 import ppl.distributions.constraints as constraints_module
 from ppl.distributions import constraints
 
-with warnings.catch_warnings():  # tqdm (imported by Pyro) warns when ipywidgets is missing
+# tqdm (imported by Pyro) warns when ipywidgets is missing
+with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import pyro.distributions as pdist
 
 t = torch.tensor
-TORCH_CLASSES = [getattr(D, name) for name in D.__all__
-                 if isinstance(getattr(D, name), type) and issubclass(getattr(D, name), D.Distribution)
-                 and getattr(D, name) is not D.Distribution]
+TORCH_CLASSES = [
+    getattr(D, name)
+    for name in D.__all__
+    if isinstance(getattr(D, name), type)
+    and issubclass(getattr(D, name), D.Distribution)
+    and getattr(D, name) is not D.Distribution
+]
 ABSTRACT = {"ExponentialFamily"}
 
 
@@ -56,8 +61,14 @@ def cases() -> dict:
         "LKJCholesky": ([3, t([0.5, 2.0])], {}),
         "Laplace": ([loc, scale], {}),
         "LogNormal": ([loc, scale], {}),
-        "LogisticNormal": ([t([[0.0, 1.0], [1.0, -1.0]]), t([[1.0, 0.5], [2.0, 1.0]])], {}),
-        "LowRankMultivariateNormal": ([t([[0.0, 1.0], [2.0, 3.0]]), t([[1.0], [0.5]]), t([1.0, 2.0])], {}),
+        "LogisticNormal": (
+            [t([[0.0, 1.0], [1.0, -1.0]]), t([[1.0, 0.5], [2.0, 1.0]])],
+            {},
+        ),
+        "LowRankMultivariateNormal": (
+            [t([[0.0, 1.0], [2.0, 3.0]]), t([[1.0], [0.5]]), t([1.0, 2.0])],
+            {},
+        ),
         "MixtureSameFamily": ([D.Categorical(t([0.3, 0.7])), D.Normal(loc, scale)], {}),
         "Multinomial": ([6, probs], {}),
         "MultivariateNormal": ([t([[0.0, 1.0], [2.0, 3.0]]), cov], {}),
@@ -70,7 +81,10 @@ def cases() -> dict:
         "RelaxedBernoulli": ([t(0.5), t([0.2, 0.7])], {}),
         "RelaxedOneHotCategorical": ([t(0.5), probs], {}),
         "StudentT": ([t([3.0, 5.0]), loc, scale], {}),
-        "TransformedDistribution": ([D.Normal(loc, scale), [D.transforms.ExpTransform()]], {}),
+        "TransformedDistribution": (
+            [D.Normal(loc, scale), [D.transforms.ExpTransform()]],
+            {},
+        ),
         "Uniform": ([t([0.0, 1.0]), t([1.0, 3.0])], {}),
         "VonMises": ([loc, t([1.0, 4.0])], {}),
         "Weibull": ([t([1.0, 2.0]), t([0.5, 3.0])], {}),
@@ -89,31 +103,45 @@ CASES = cases()
 def test_every_torch_distribution_is_wrapped(torch_class):
     ours = getattr(dist, torch_class.__name__)
     assert ours is not torch_class
-    assert issubclass(ours, torch_class) and issubclass(ours, dist.TorchDistributionMixin)
+    assert issubclass(ours, torch_class) and issubclass(
+        ours, dist.TorchDistributionMixin
+    )
     assert ours.__name__ == torch_class.__name__
     assert torch_class.__name__ in dist.__all__
+    # one class per name: the mapping, the module that makes them, the public module
+    assert ours is dist.WRAPPED[ours.__name__] is getattr(dist.core, ours.__name__)
 
 
 def test_the_cases_cover_every_concrete_class():
     assert set(CASES) == {c.__name__ for c in TORCH_CLASSES} - ABSTRACT
 
 
-@pytest.mark.filterwarnings("ignore:Singular sample detected")  # torch's Wishart sampler
+# torch's Wishart sampler
+@pytest.mark.filterwarnings("ignore:Singular sample detected")
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_wrapped_class_constructs_samples_and_scores_like_torch(name):
     args, kwargs = CASES[name]
-    ours, theirs = getattr(dist, name)(*args, **kwargs), getattr(D, name)(*args, **kwargs)
+    ours, theirs = (
+        getattr(dist, name)(*args, **kwargs),
+        getattr(D, name)(*args, **kwargs),
+    )
     assert isinstance(ours, getattr(D, name))
-    assert (ours.batch_shape, ours.event_shape) == (theirs.batch_shape, theirs.event_shape)
+    assert (ours.batch_shape, ours.event_shape) == (
+        theirs.batch_shape,
+        theirs.event_shape,
+    )
     torch.manual_seed(0)
     x_ours = ours.sample((3,))
     torch.manual_seed(0)
     x_theirs = theirs.sample((3,))
     assert torch.equal(x_ours, x_theirs)
-    assert torch.allclose(ours.log_prob(x_theirs), theirs.log_prob(x_theirs), equal_nan=True)
+    assert torch.allclose(
+        ours.log_prob(x_theirs), theirs.log_prob(x_theirs), equal_nan=True
+    )
 
 
-@pytest.mark.filterwarnings("ignore:Singular sample detected")  # torch's Wishart sampler
+# torch's Wishart sampler
+@pytest.mark.filterwarnings("ignore:Singular sample detected")
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_expand_to_event_and_mask_keep_the_mixin(name):
     args, kwargs = CASES[name]
@@ -122,7 +150,9 @@ def test_expand_to_event_and_mask_keep_the_mixin(name):
     assert type(wide) is type(d)
     assert wide.batch_shape == (3, *d.batch_shape) and wide.event_shape == d.event_shape
     vector = wide.to_event(1)
-    assert isinstance(vector, dist.Independent) and isinstance(vector, dist.TorchDistributionMixin)
+    assert isinstance(vector, dist.Independent) and isinstance(
+        vector, dist.TorchDistributionMixin
+    )
     assert vector.event_shape == wide.batch_shape[-1:] + d.event_shape
     masked = wide.mask(torch.zeros(wide.batch_shape, dtype=torch.bool))
     assert isinstance(masked, dist.MaskedDistribution)
@@ -159,7 +189,9 @@ small = st.integers(1, 3)
 def expand_cases(draw):
     """A parameter batch shape, a shape it expands to, an n for to_event, and a sample shape."""
     base = tuple(draw(st.lists(small, max_size=3)))
-    new = tuple(draw(st.lists(small, max_size=2))) + tuple(draw(small) if s == 1 else s for s in base)
+    new = tuple(draw(st.lists(small, max_size=2))) + tuple(
+        draw(small) if s == 1 else s for s in base
+    )
     n = draw(st.integers(0, len(new)))
     sample_shape = tuple(draw(st.lists(small, max_size=2)))
     family = draw(st.sampled_from(["Normal", "Dirichlet", "MultivariateNormal"]))
@@ -169,10 +201,14 @@ def expand_cases(draw):
 def build(module, family: str, base: tuple):
     gen = torch.Generator().manual_seed(len(base) * 7 + sum(base))
     if family == "Normal":
-        return module.Normal(torch.randn(base, generator=gen), torch.rand(base, generator=gen) + 0.5)
+        return module.Normal(
+            torch.randn(base, generator=gen), torch.rand(base, generator=gen) + 0.5
+        )
     if family == "Dirichlet":
         return module.Dirichlet(torch.rand(base + (3,), generator=gen) + 0.5)
-    return module.MultivariateNormal(torch.randn(base + (2,), generator=gen), torch.eye(2) * 1.5)
+    return module.MultivariateNormal(
+        torch.randn(base + (2,), generator=gen), torch.eye(2) * 1.5
+    )
 
 
 @given(expand_cases())
@@ -182,7 +218,7 @@ def test_expand_to_event_matches_torch(case):
     theirs = build(D, family, base).expand(new)
     if n:
         theirs = D.Independent(theirs, n)
-    assert ours.batch_shape == theirs.batch_shape == new[:len(new) - n]
+    assert ours.batch_shape == theirs.batch_shape == new[: len(new) - n]
     assert ours.event_shape == theirs.event_shape
     torch.manual_seed(1)
     x = ours.sample(sample_shape)
@@ -200,7 +236,10 @@ def test_expand_to_event_log_prob_matches_pyro(case):
     ours = build(dist, family, base).expand(new).to_event(n)
     theirs = build(pdist, family, base).expand(new).to_event(n)
     x = theirs.sample(sample_shape)
-    assert (ours.batch_shape, ours.event_shape) == (theirs.batch_shape, theirs.event_shape)
+    assert (ours.batch_shape, ours.event_shape) == (
+        theirs.batch_shape,
+        theirs.event_shape,
+    )
     assert torch.allclose(ours.log_prob(x), theirs.log_prob(x))
 
 
@@ -210,12 +249,18 @@ def test_nested_to_event_folds_into_one_independent(batch, data):
     first = data.draw(st.integers(0, len(batch)))
     second = data.draw(st.integers(0, len(batch) - first))
     nested, single = d.to_event(first).to_event(second), d.to_event(first + second)
-    assert (nested.batch_shape, nested.event_shape) == (single.batch_shape, single.event_shape)
+    assert (nested.batch_shape, nested.event_shape) == (
+        single.batch_shape,
+        single.event_shape,
+    )
     if first + second:
-        assert nested.reinterpreted_batch_ndims == first + second and nested.base_dist is d
+        assert (
+            nested.reinterpreted_batch_ndims == first + second and nested.base_dist is d
+        )
     x = torch.randn(batch)
     expected = d.log_prob(x)
-    if first + second:  # sum over the reinterpreted dims (an empty dim list would sum over all)
+    # sum over the reinterpreted dims (an empty dim list would sum over all)
+    if first + second:
         expected = expected.sum(list(range(-first - second, 0)))
     assert torch.allclose(nested.log_prob(x), expected)
 
@@ -241,7 +286,8 @@ def mask_cases(draw):
     """A batch shape and a bool mask that broadcasts against it (maybe with extra leading dims)."""
     batch = tuple(draw(st.lists(small, max_size=3)))
     mask_shape = tuple(draw(st.lists(small, max_size=1))) + tuple(
-        draw(st.sampled_from([1, s])) for s in batch)
+        draw(st.sampled_from([1, s])) for s in batch
+    )
     size = math.prod(mask_shape)
     values = draw(st.lists(st.booleans(), min_size=size, max_size=size))
     return batch, torch.tensor(values, dtype=torch.bool).reshape(mask_shape)
@@ -268,7 +314,9 @@ def test_masked_log_prob_matches_pyro(case):
     assert ours.batch_shape == theirs.batch_shape
     assert torch.allclose(ours.log_prob(x), theirs.log_prob(x))
     if ours.batch_shape:
-        assert torch.allclose(ours.to_event(1).log_prob(x), theirs.to_event(1).log_prob(x))
+        assert torch.allclose(
+            ours.to_event(1).log_prob(x), theirs.to_event(1).log_prob(x)
+        )
 
 
 def test_mask_true_false_and_bad_masks():
@@ -310,7 +358,10 @@ def test_mask_does_not_change_sampling_and_expands():
 def test_delta_log_density_is_finite_at_v_and_minus_inf_elsewhere():
     d = dist.Delta(t(2.0), log_density=-0.5)
     assert d.log_prob(t([2.0, 2.5, -3.0])).tolist() == [-0.5, -math.inf, -math.inf]
-    assert dist.Delta(t([1.0, 3.0])).log_prob(t([1.0, 1.0])).tolist() == [0.0, -math.inf]
+    assert dist.Delta(t([1.0, 3.0])).log_prob(t([1.0, 1.0])).tolist() == [
+        0.0,
+        -math.inf,
+    ]
     assert d.has_rsample and d.batch_shape == () and d.event_shape == ()
 
 
@@ -331,10 +382,14 @@ def test_delta_sample_and_log_prob_shapes(v_shape, sample_shape, data):
     event_dim = data.draw(st.integers(0, len(v_shape)))
     v = torch.randn(v_shape)
     d = dist.Delta(v, event_dim=event_dim)
-    batch = tuple(v_shape[:len(v_shape) - event_dim])
-    assert d.batch_shape == batch and d.event_shape == tuple(v_shape[len(v_shape) - event_dim:])
+    batch = tuple(v_shape[: len(v_shape) - event_dim])
+    assert d.batch_shape == batch and d.event_shape == tuple(
+        v_shape[len(v_shape) - event_dim :]
+    )
     x = d.rsample(sample_shape)
-    assert x.shape == tuple(sample_shape) + tuple(v_shape) and torch.equal(x, v.expand(x.shape))
+    assert x.shape == tuple(sample_shape) + tuple(v_shape) and torch.equal(
+        x, v.expand(x.shape)
+    )
     assert torch.equal(d.log_prob(x), torch.zeros(tuple(sample_shape) + batch))
     assert torch.all(d.log_prob(x + 1.0) == -math.inf)
 
@@ -356,10 +411,16 @@ def test_delta_gradient_flows_to_log_density():
 def test_delta_expand_support_mean_and_errors():
     d = dist.Delta(t([1.0, 2.0]), event_dim=1)
     wide = d.expand([3])
-    assert isinstance(wide, dist.Delta) and wide.batch_shape == (3,) and wide.event_shape == (2,)
+    assert (
+        isinstance(wide, dist.Delta)
+        and wide.batch_shape == (3,)
+        and wide.event_shape == (2,)
+    )
     assert wide.log_prob(t([1.0, 2.0])).tolist() == [0.0, 0.0, 0.0]
     assert d.support.event_dim == 1 and bool(d.support.check(t([5.0, -7.0])))
-    assert torch.equal(d.mean, t([1.0, 2.0])) and torch.equal(d.variance, torch.zeros(2))
+    assert torch.equal(d.mean, t([1.0, 2.0])) and torch.equal(
+        d.variance, torch.zeros(2)
+    )
     with pytest.raises(ValueError, match="event_dim"):
         dist.Delta(t([1.0]), event_dim=2)
 
@@ -368,8 +429,14 @@ def test_delta_matches_pyro():
     v = torch.randn(4, 3)
     x = torch.stack([v, v + torch.eye(4, 3)])
     for event_dim in (0, 1, 2):
-        ours, theirs = dist.Delta(v, event_dim=event_dim), pdist.Delta(v, event_dim=event_dim)
-        assert (ours.batch_shape, ours.event_shape) == (theirs.batch_shape, theirs.event_shape)
+        ours, theirs = (
+            dist.Delta(v, event_dim=event_dim),
+            pdist.Delta(v, event_dim=event_dim),
+        )
+        assert (ours.batch_shape, ours.event_shape) == (
+            theirs.batch_shape,
+            theirs.event_shape,
+        )
         assert torch.equal(ours.log_prob(x), theirs.log_prob(x))
 
 

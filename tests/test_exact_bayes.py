@@ -81,14 +81,19 @@ def test_beta_bernoulli_log_evidence_hand_value():
 
 
 @pytest.mark.parametrize("alpha,beta", [(1, 1), (2, 3), (5, 1), (4, 7)])
-@pytest.mark.parametrize("flips", [[1], [0, 0, 1], [1, 1, 0, 1, 0, 1, 1], [0] * 9 + [1] * 4])
+@pytest.mark.parametrize(
+    "flips", [[1], [0, 0, 1], [1, 1, 0, 1, 0, 1, 1], [0] * 9 + [1] * 4]
+)
 def test_beta_bernoulli_evidence_exact_rational(alpha, beta, flips):
     """For whole-number concentrations the evidence is a rational number. Compute it exactly as
     the integral of z^(alpha+h-1) (1-z)^(beta+t-1) / B(alpha, beta), expanding (1-z)^k by the
     binomial theorem: no Gamma function involved."""
 
     def integral(m: int, k: int) -> Fraction:  # int_0^1 z^m (1 - z)^k dz
-        return sum((Fraction((-1) ** j * math.comb(k, j), m + j + 1) for j in range(k + 1)), Fraction(0))
+        return sum(
+            (Fraction((-1) ** j * math.comb(k, j), m + j + 1) for j in range(k + 1)),
+            Fraction(0),
+        )
 
     h, t = sum(flips), len(flips) - sum(flips)
     exact = integral(alpha - 1 + h, beta - 1 + t) / integral(alpha - 1, beta - 1)
@@ -100,7 +105,10 @@ def test_beta_bernoulli_evidence_exact_rational(alpha, beta, flips):
 def test_beta_bernoulli_evidence_sums_to_one_over_all_data_sets(alpha, beta):
     """The evidence is a distribution over data: summed over all 2^8 sequences it is 1."""
     coin = BetaBernoulli(alpha, beta)
-    total = sum(math.exp(coin.log_evidence(torch.tensor(seq))) for seq in itertools.product([0, 1], repeat=8))
+    total = sum(
+        math.exp(coin.log_evidence(torch.tensor(seq)))
+        for seq in itertools.product([0, 1], repeat=8)
+    )
     assert total == pytest.approx(1.0, abs=1e-12)
 
 
@@ -108,7 +116,9 @@ def test_beta_bernoulli_evidence_sums_to_one_over_all_data_sets(alpha, beta):
 @given(alpha=concentration_st, beta=concentration_st, flips=flips_st)
 def test_beta_bernoulli_log_evidence_is_chain_of_predictives(alpha, beta, flips):
     got = BetaBernoulli(alpha, beta).log_evidence(torch.tensor(flips, dtype=torch.long))
-    assert got == pytest.approx(chain_log_evidence_beta(alpha, beta, flips), rel=1e-10, abs=1e-10)
+    assert got == pytest.approx(
+        chain_log_evidence_beta(alpha, beta, flips), rel=1e-10, abs=1e-10
+    )
 
 
 @settings(deadline=None, max_examples=30)
@@ -127,11 +137,18 @@ def test_beta_bernoulli_predictive(alpha, beta, flips):
 
 def test_beta_bernoulli_rule_of_succession():
     # Uniform prior, three heads in three flips: (3 + 1) / (3 + 2).
-    assert BetaBernoulli(1, 1).predictive(torch.tensor([1, 1, 1])) == pytest.approx(0.8, abs=1e-15)
+    assert BetaBernoulli(1, 1).predictive(torch.tensor([1, 1, 1])) == pytest.approx(
+        0.8, abs=1e-15
+    )
 
 
 @settings(deadline=None, max_examples=30)
-@given(alpha=concentration_st, beta=concentration_st, flips=flips_st, cut=st.integers(0, 40))
+@given(
+    alpha=concentration_st,
+    beta=concentration_st,
+    flips=flips_st,
+    cut=st.integers(0, 40),
+)
 def test_beta_bernoulli_sequential_equals_batch(alpha, beta, flips, cut):
     cut = min(cut, len(flips))
     x = tensor(flips)
@@ -148,9 +165,16 @@ def test_beta_bernoulli_sequential_equals_batch(alpha, beta, flips, cut):
 def test_beta_bernoulli_dtypes_follow_the_data():
     coin = BetaBernoulli(2.0, 2.0)
     assert coin.posterior(tensor([1.0, 0.0])).concentration1.dtype == F64
-    assert coin.posterior(torch.tensor([1, 0])).concentration1.dtype == torch.get_default_dtype()
-    assert coin.posterior(torch.tensor([True, False])).concentration1.dtype == torch.get_default_dtype()
-    assert coin.posterior([1, 0, 1]).concentration1.item() == 4.0       # a list is accepted too
+    assert (
+        coin.posterior(torch.tensor([1, 0])).concentration1.dtype
+        == torch.get_default_dtype()
+    )
+    assert (
+        coin.posterior(torch.tensor([True, False])).concentration1.dtype
+        == torch.get_default_dtype()
+    )
+    # a list is accepted too
+    assert coin.posterior([1, 0, 1]).concentration1.item() == 4.0
 
 
 # --- NormalNormal -------------------------------------------------------------------------------
@@ -176,8 +200,11 @@ def test_normal_normal_no_data():
     assert float(pred.scale) == pytest.approx(math.sqrt(4.25), abs=1e-14)
 
 
-normal_data_st = st.lists(st.floats(-20.0, 20.0, allow_nan=False, allow_infinity=False),
-                          min_size=1, max_size=25)
+normal_data_st = st.lists(
+    st.floats(-20.0, 20.0, allow_nan=False, allow_infinity=False),
+    min_size=1,
+    max_size=25,
+)
 location_st = st.floats(-10.0, 10.0, allow_nan=False, allow_infinity=False)
 scale_st = st.floats(0.05, 10.0, allow_nan=False, allow_infinity=False)
 
@@ -186,7 +213,9 @@ scale_st = st.floats(0.05, 10.0, allow_nan=False, allow_infinity=False)
 @given(x=normal_data_st, mu0=location_st, s0=scale_st, s=scale_st)
 def test_normal_normal_log_evidence_is_chain_of_predictives(x, mu0, s0, s):
     got = NormalNormal(mu0, s0, s).log_evidence(tensor(x))
-    assert got == pytest.approx(chain_log_evidence_normal(x, mu0, s0, s), rel=1e-9, abs=1e-9)
+    assert got == pytest.approx(
+        chain_log_evidence_normal(x, mu0, s0, s), rel=1e-9, abs=1e-9
+    )
 
 
 @settings(deadline=None, max_examples=30)
@@ -194,25 +223,39 @@ def test_normal_normal_log_evidence_is_chain_of_predictives(x, mu0, s0, s):
 def test_normal_normal_log_evidence_matches_multivariate_normal(x, mu0, s0, s):
     n = len(x)
     cov = s**2 * torch.eye(n, dtype=F64) + s0**2 * torch.ones(n, n, dtype=F64)
-    mvn = torch.distributions.MultivariateNormal(torch.full((n,), mu0, dtype=F64), covariance_matrix=cov)
+    mvn = torch.distributions.MultivariateNormal(
+        torch.full((n,), mu0, dtype=F64), covariance_matrix=cov
+    )
     got = NormalNormal(mu0, s0, s).log_evidence(tensor(x))
     assert got == pytest.approx(float(mvn.log_prob(tensor(x))), rel=1e-8, abs=1e-8)
 
 
 @settings(deadline=None, max_examples=30)
-@given(x=normal_data_st, mu0=location_st, s0=scale_st, s=scale_st, x_new=st.floats(-20.0, 20.0))
+@given(
+    x=normal_data_st,
+    mu0=location_st,
+    s0=scale_st,
+    s=scale_st,
+    x_new=st.floats(-20.0, 20.0),
+)
 def test_normal_normal_predictive(x, mu0, s0, s, x_new):
     model = NormalNormal(mu0, s0, s)
     pred, post = model.predictive(tensor(x)), model.posterior(tensor(x))
     assert float(pred.loc) == pytest.approx(float(post.loc), rel=1e-12, abs=1e-12)
-    assert float(pred.scale) ** 2 == pytest.approx(float(post.scale) ** 2 + s**2, rel=1e-12)
+    assert float(pred.scale) ** 2 == pytest.approx(
+        float(post.scale) ** 2 + s**2, rel=1e-12
+    )
     # p(x_new | x) = p(x, x_new) / p(x): a ratio of evidences.
     ratio = model.log_evidence(tensor(x + [x_new])) - model.log_evidence(tensor(x))
-    assert float(pred.log_prob(tensor(x_new))) == pytest.approx(ratio, rel=1e-8, abs=1e-8)
+    assert float(pred.log_prob(tensor(x_new))) == pytest.approx(
+        ratio, rel=1e-8, abs=1e-8
+    )
 
 
 @settings(deadline=None, max_examples=30)
-@given(x=normal_data_st, mu0=location_st, s0=scale_st, s=scale_st, cut=st.integers(0, 25))
+@given(
+    x=normal_data_st, mu0=location_st, s0=scale_st, s=scale_st, cut=st.integers(0, 25)
+)
 def test_normal_normal_sequential_equals_batch(x, mu0, s0, s, cut):
     cut = min(cut, len(x))
     data = tensor(x)
@@ -228,22 +271,34 @@ def test_normal_normal_dtypes_follow_the_data():
     model = NormalNormal(0.0, 1.0, 1.0)
     assert model.posterior(tensor([1.0])).loc.dtype == F64
     assert model.predictive(tensor([1.0])).scale.dtype == F64
-    assert model.posterior(torch.tensor([1.0], dtype=torch.float32)).loc.dtype == torch.float32
+    assert (
+        model.posterior(torch.tensor([1.0], dtype=torch.float32)).loc.dtype
+        == torch.float32
+    )
     assert model.posterior(torch.tensor([1, 2])).loc.dtype == torch.get_default_dtype()
 
 
 # --- grid_posterior against the closed forms -----------------------------------------------------
 
 
-def beta_grid(alpha: float, beta: float, heads: int, tails: int, points: int) -> GridPosterior:
+def beta_grid(
+    alpha: float, beta: float, heads: int, tails: int, points: int
+) -> GridPosterior:
     prior = torch.distributions.Beta(tensor(alpha), tensor(beta))
-    return grid_posterior(prior.log_prob, lambda z: torch.xlogy(heads, z) + torch.xlogy(tails, 1 - z),
-                          torch.linspace(0, 1, points, dtype=F64))
+    return grid_posterior(
+        prior.log_prob,
+        lambda z: torch.xlogy(heads, z) + torch.xlogy(tails, 1 - z),
+        torch.linspace(0, 1, points, dtype=F64),
+    )
 
 
 @settings(deadline=None, max_examples=30)
-@given(alpha=smooth_concentration_st, beta=smooth_concentration_st,
-       heads=st.integers(0, 30), tails=st.integers(0, 30))
+@given(
+    alpha=smooth_concentration_st,
+    beta=smooth_concentration_st,
+    heads=st.integers(0, 30),
+    tails=st.integers(0, 30),
+)
 def test_grid_matches_beta_bernoulli(alpha, beta, heads, tails):
     """With concentrations >= 2 the integrand is smooth on [0, 1] and the trapezoid rule's error is
     O(spacing^2): with 2000 intervals, spacing^2 = 2.5e-7; the constant (the integrand's curvature)
@@ -257,14 +312,19 @@ def test_grid_matches_beta_bernoulli(alpha, beta, heads, tails):
     assert grid.mean() == pytest.approx(float(post.mean), abs=tol)
     assert grid.var() == pytest.approx(float(post.variance), abs=tol)
     assert grid.log_evidence == pytest.approx(oracle.log_evidence(x), abs=tol)
-    assert float(torch.trapezoid(grid.density, grid.grid)) == pytest.approx(1.0, abs=1e-12)
+    assert float(torch.trapezoid(grid.density, grid.grid)) == pytest.approx(
+        1.0, abs=1e-12
+    )
 
 
 def test_grid_error_shrinks_like_spacing_squared():
     """Halving the spacing divides the trapezoid rule's error by about four. (The integrand
     z^2 (1 - z) has different slopes at 0 and 1, so the spacing^2 term of the error does not cancel.)"""
     exact = BetaBernoulli(1.0, 1.0).log_evidence(tensor([1.0, 1.0, 0.0]))
-    errors = [abs(beta_grid(1.0, 1.0, 2, 1, points).log_evidence - exact) for points in (51, 101, 201)]
+    errors = [
+        abs(beta_grid(1.0, 1.0, 2, 1, points).log_evidence - exact)
+        for points in (51, 101, 201)
+    ]
     for coarse, fine in zip(errors, errors[1:]):
         assert 3.5 < coarse / fine < 4.5
 
@@ -273,7 +333,9 @@ def test_grid_on_an_uneven_grid():
     """Trapezoid weights on a non-uniform grid: points crowded near 0."""
     grid_z = torch.linspace(0, 1, 3001, dtype=F64) ** 2
     prior = torch.distributions.Beta(tensor(2.0), tensor(3.0))
-    post = grid_posterior(prior.log_prob, lambda z: torch.xlogy(4, z) + torch.xlogy(6, 1 - z), grid_z)
+    post = grid_posterior(
+        prior.log_prob, lambda z: torch.xlogy(4, z) + torch.xlogy(6, 1 - z), grid_z
+    )
     x = tensor([1.0] * 4 + [0.0] * 6)
     oracle = BetaBernoulli(2.0, 3.0)
     assert post.log_evidence == pytest.approx(oracle.log_evidence(x), abs=1e-5)
@@ -281,8 +343,12 @@ def test_grid_on_an_uneven_grid():
 
 
 @settings(deadline=None, max_examples=30)
-@given(x=st.lists(st.floats(-5.0, 5.0, allow_nan=False), min_size=0, max_size=20),
-       mu0=st.floats(-3.0, 3.0), s0=st.floats(0.3, 3.0), s=st.floats(0.3, 3.0))
+@given(
+    x=st.lists(st.floats(-5.0, 5.0, allow_nan=False), min_size=0, max_size=20),
+    mu0=st.floats(-3.0, 3.0),
+    s0=st.floats(0.3, 3.0),
+    s=st.floats(0.3, 3.0),
+)
 def test_grid_matches_normal_normal(x, mu0, s0, s):
     """Grid over the posterior mean +- 12 posterior sds with 2001 points: spacing = 24 sd / 2000.
     The density is smooth and negligible at the ends, so the error is far below spacing^2."""
@@ -292,12 +358,17 @@ def test_grid_matches_normal_normal(x, mu0, s0, s):
     loc, sd = float(post.loc), float(post.scale)
     grid_z = torch.linspace(loc - 12 * sd, loc + 12 * sd, 2001, dtype=F64)
     prior = torch.distributions.Normal(tensor(mu0), tensor(s0))
-    grid = grid_posterior(prior.log_prob,
-                          lambda z: torch.distributions.Normal(z[:, None], s).log_prob(data).sum(-1), grid_z)
+    grid = grid_posterior(
+        prior.log_prob,
+        lambda z: torch.distributions.Normal(z[:, None], s).log_prob(data).sum(-1),
+        grid_z,
+    )
     spacing = 24 * sd / 2000
     assert grid.mean() == pytest.approx(loc, abs=spacing**2)
     assert grid.var() == pytest.approx(sd**2, rel=spacing**2 / sd**2)
-    assert grid.log_evidence == pytest.approx(model.log_evidence(data), abs=spacing**2 / sd**2)
+    assert grid.log_evidence == pytest.approx(
+        model.log_evidence(data), abs=spacing**2 / sd**2
+    )
 
 
 # --- GridPosterior's cdf and quantiles ----------------------------------------------------------
@@ -337,9 +408,17 @@ def test_repr_is_short():
 # --- invalid input ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("alpha,beta,name", [(0.0, 1.0, "alpha"), (-1.0, 1.0, "alpha"), (1.0, 0.0, "beta"),
-                                              (float("nan"), 1.0, "alpha"), (1.0, float("inf"), "beta"),
-                                              ("two", 1.0, "alpha")])
+@pytest.mark.parametrize(
+    "alpha,beta,name",
+    [
+        (0.0, 1.0, "alpha"),
+        (-1.0, 1.0, "alpha"),
+        (1.0, 0.0, "beta"),
+        (float("nan"), 1.0, "alpha"),
+        (1.0, float("inf"), "beta"),
+        ("two", 1.0, "alpha"),
+    ],
+)
 def test_beta_bernoulli_rejects_bad_concentrations(alpha, beta, name):
     with pytest.raises(ValueError, match=f"{name} must be a positive number"):
         BetaBernoulli(alpha, beta)
@@ -360,12 +439,15 @@ def test_data_must_be_one_dimensional():
         NormalNormal(0.0, 1.0, 1.0).log_evidence(torch.tensor(1.0))
 
 
-@pytest.mark.parametrize("args,message", [
-    ((0.0, 0.0, 1.0), "prior_scale must be a positive number"),
-    ((0.0, 1.0, -2.0), "obs_scale must be a positive number"),
-    ((float("nan"), 1.0, 1.0), "prior_loc must be a finite number"),
-    ((None, 1.0, 1.0), "prior_loc must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        ((0.0, 0.0, 1.0), "prior_scale must be a positive number"),
+        ((0.0, 1.0, -2.0), "obs_scale must be a positive number"),
+        ((float("nan"), 1.0, 1.0), "prior_loc must be a finite number"),
+        ((None, 1.0, 1.0), "prior_loc must be a finite number"),
+    ],
+)
 def test_normal_normal_rejects_bad_parameters(args, message):
     with pytest.raises(ValueError, match=message):
         NormalNormal(*args)
@@ -377,20 +459,29 @@ def test_normal_normal_rejects_non_finite_data():
 
 
 def test_grid_posterior_rejects_bad_grids_and_densities():
-    flat = lambda z: torch.zeros_like(z)  # noqa: E731
+    flat = lambda z: torch.zeros_like(z)
     with pytest.raises(ValueError, match="strictly increasing"):
         grid_posterior(flat, flat, tensor([0.0, 0.5, 0.5, 1.0]))
     with pytest.raises(ValueError, match="1-D tensor of at least 2 points"):
         grid_posterior(flat, flat, tensor([0.5]))
     with pytest.raises(ValueError, match="1-D tensor of at least 2 points"):
         grid_posterior(flat, flat, torch.zeros(3, 3, dtype=F64))
-    with pytest.raises(ValueError, match="finite or -inf"):  # Beta(0.5, 0.5) is infinite at 0
+    # Beta(0.5, 0.5) is infinite at 0
+    with pytest.raises(ValueError, match="finite or -inf"):
         beta_half = torch.distributions.Beta(tensor(0.5), tensor(0.5))
         grid_posterior(beta_half.log_prob, flat, torch.linspace(0, 1, 11, dtype=F64))
     with pytest.raises(ValueError, match="zero at every grid point"):
-        grid_posterior(flat, lambda z: torch.full_like(z, float("-inf")), torch.linspace(0, 1, 11, dtype=F64))
+        grid_posterior(
+            flat,
+            lambda z: torch.full_like(z, float("-inf")),
+            torch.linspace(0, 1, 11, dtype=F64),
+        )
     with pytest.raises(ValueError, match="must have the grid's shape"):
-        grid_posterior(flat, lambda z: torch.zeros(len(z), 2, dtype=F64), torch.linspace(0, 1, 11, dtype=F64))
+        grid_posterior(
+            flat,
+            lambda z: torch.zeros(len(z), 2, dtype=F64),
+            torch.linspace(0, 1, 11, dtype=F64),
+        )
 
 
 @pytest.mark.parametrize("q", [-0.1, 1.5, float("nan")])

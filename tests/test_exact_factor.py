@@ -24,7 +24,9 @@ def factors(draw, sizes=None):
     """A random factor with positive entries (float64): over ``sizes`` (a dict name -> number of
     states) when given, else over 2-4 variables named from NAMES with 2-4 states each."""
     if sizes is None:
-        sizes = dict(zip(NAMES, draw(st.lists(st.integers(2, 4), min_size=2, max_size=4))))
+        sizes = dict(
+            zip(NAMES, draw(st.lists(st.integers(2, 4), min_size=2, max_size=4)))
+        )
     numel = functools.reduce(operator.mul, sizes.values(), 1)
     entries = draw(st.lists(st.floats(0.01, 1.0), min_size=numel, max_size=numel))
     table = torch.tensor(entries, dtype=torch.float64).reshape(tuple(sizes.values()))
@@ -55,6 +57,7 @@ def rain():
 
 # --- hand-computed values ---------------------------------------------------------------------
 
+
 def test_attributes(rain):
     assert rain.names == ("rain", "grass")
     assert rain.values == {"rain": ("no", "yes"), "grass": ("dry", "wet")}
@@ -76,7 +79,8 @@ def test_condition_by_hand(rain):
     posterior = rain.condition(grass="wet")
     assert posterior.names == ("rain",)
     assert posterior.prob(rain="yes") == pytest.approx(0.36 / 0.51)
-    assert rain.condition(grass=1).allclose(posterior)              # an index works like a label
+    # an index works like a label
+    assert rain.condition(grass=1).allclose(posterior)
     assert rain.condition(grass=torch.tensor(1)).allclose(posterior)
     assert rain.condition(rain="no", grass="dry").total() == pytest.approx(1.0)
 
@@ -87,7 +91,8 @@ def test_conditional_by_hand(rain):
     assert cond.table.flatten().tolist() == pytest.approx([0.75, 0.25, 0.1, 0.9])
     reverse = rain.conditional("rain", given=("grass",))
     assert reverse.prob(grass="wet", rain="yes") == pytest.approx(0.36 / 0.51)
-    assert rain.conditional("rain", "grass").allclose(rain)         # nothing given: the joint
+    # nothing given: the joint
+    assert rain.conditional("rain", "grass").allclose(rain)
 
 
 def test_conditional_undefined_slices_are_uniform():
@@ -104,7 +109,9 @@ def test_product_by_hand():
     assert h.names == ("a", "b", "c")
     assert tuple(h.shape) == (2, 2, 3)
     for a, b, c in itertools.product(range(2), range(2), range(3)):
-        assert h.prob(a=a, b=b, c=c) == pytest.approx(f.table[a, b].item() * g.table[b, c].item())
+        assert h.prob(a=a, b=b, c=c) == pytest.approx(
+            f.table[a, b].item() * g.table[b, c].item()
+        )
     assert (f * Factor([2.0], ["z"])).prob(a=1, b=0, z=0) == pytest.approx(6.0)
 
 
@@ -118,15 +125,19 @@ def test_permute_prob_normalize(rain):
     assert doubled.normalize().allclose(rain)
     assert not doubled.allclose(rain)
     assert not rain.allclose(rain.marginal("rain"))
-    assert not rain.allclose(Factor(rain.table, rain.names))       # same numbers, other labels
+    # same numbers, other labels
+    assert not rain.allclose(Factor(rain.table, rain.names))
 
 
 def test_repr_is_a_table(rain):
     lines = repr(rain).splitlines()
     assert lines[0].split() == ["rain", "grass", "p"]
     assert [line.split() for line in lines[1:]] == [
-        ["no", "dry", "0.4500"], ["no", "wet", "0.1500"],
-        ["yes", "dry", "0.0400"], ["yes", "wet", "0.3600"]]
+        ["no", "dry", "0.4500"],
+        ["no", "wet", "0.1500"],
+        ["yes", "dry", "0.0400"],
+        ["yes", "wet", "0.3600"],
+    ]
     assert "more rows" in repr(Factor(torch.ones(100), ["x"]))
 
 
@@ -138,6 +149,7 @@ def test_values_accepts_tensors_and_ignores_other_variables():
 
 
 # --- the laws ------------------------------------------------------------------------------------
+
 
 @LAWS
 @given(st.data())
@@ -167,9 +179,16 @@ def test_condition_then_marginal_equals_marginal_then_condition(data):
 @given(st.data())
 def test_chain_rule_in_any_order_reproduces_the_joint(data):
     joint = data.draw(factors()).normalize()
-    for order in (joint.names, joint.names[::-1], tuple(data.draw(st.permutations(joint.names)))):
-        conditionals = [joint.conditional(name, given=order[:i]) for i, name in enumerate(order)]
-        for i, cond in enumerate(conditionals):   # each slice of a conditional sums to one
+    for order in (
+        joint.names,
+        joint.names[::-1],
+        tuple(data.draw(st.permutations(joint.names))),
+    ):
+        conditionals = [
+            joint.conditional(name, given=order[:i]) for i, name in enumerate(order)
+        ]
+        # each slice of a conditional sums to one
+        for i, cond in enumerate(conditionals):
             sums = cond.table.sum(dim=-1)
             assert torch.allclose(sums, torch.ones_like(sums))
         assert product(conditionals).allclose(joint, atol=1e-9)
@@ -179,8 +198,11 @@ def test_chain_rule_in_any_order_reproduces_the_joint(data):
 @given(st.data())
 def test_product_commutes_up_to_permutation(data):
     f = data.draw(factors())
-    names = data.draw(subsets(f.names + ("e",)))   # some shared variables, maybe a new one
-    g = data.draw(factors({n: f.shape[f.names.index(n)] if n in f.names else 3 for n in names}))
+    # some shared variables, maybe a new one
+    names = data.draw(subsets(f.names + ("e",)))
+    g = data.draw(
+        factors({n: f.shape[f.names.index(n)] if n in f.names else 3 for n in names})
+    )
     fg, gf = f * g, g * f
     assert set(fg.names) == set(f.names) | set(names)
     assert fg.allclose(gf, atol=1e-12)
@@ -201,10 +223,15 @@ def test_marginal_of_product_with_normalised_conditional(data):
 
 # --- ancestral sampling --------------------------------------------------------------------------
 
+
 def frequencies(f, draws, n):
     index = tuple(draws[name] for name in f.names)
-    return torch.zeros(f.shape, dtype=torch.float64).index_put_(
-        index, torch.ones(n, dtype=torch.float64), accumulate=True) / n
+    return (
+        torch.zeros(f.shape, dtype=torch.float64).index_put_(
+            index, torch.ones(n, dtype=torch.float64), accumulate=True
+        )
+        / n
+    )
 
 
 def assert_within_five_standard_errors(f, draws, n):
@@ -228,7 +255,7 @@ def test_sample_by_hand(rain, order):
 @settings(deadline=None, max_examples=15, derandomize=True)
 @given(st.data())
 def test_sample_matches_the_joint(data):
-    f = data.draw(factors())                      # unnormalised: sample normalises
+    f = data.draw(factors())  # unnormalised: sample normalises
     order = tuple(data.draw(st.permutations(f.names)))
     n = 20_000
     draws = f.sample(n, order=order, generator=torch.Generator().manual_seed(1))
@@ -249,14 +276,20 @@ def test_sample_never_draws_impossible_values():
 
 # --- errors name the variable and say what to do -------------------------------------------------
 
+
 def test_unknown_name(rain):
-    for call in (lambda: rain.marginal("snow"), lambda: rain.condition(snow="yes"),
-                 lambda: rain.conditional("snow", given="rain"), lambda: rain.prob(snow=0, rain=0)):
+    for call in (
+        lambda: rain.marginal("snow"),
+        lambda: rain.condition(snow="yes"),
+        lambda: rain.conditional("snow", given="rain"),
+        lambda: rain.prob(snow=0, rain=0),
+    ):
         with pytest.raises(ValueError, match="snow"):
             call()
     with pytest.raises(ValueError, match="snow"):
         rain.permute("rain", "snow")
-    with pytest.raises(ValueError, match="grass"):                   # prob needs every variable
+    # prob needs every variable
+    with pytest.raises(ValueError, match="grass"):
         rain.prob(rain="yes")
 
 
@@ -264,7 +297,8 @@ def test_bad_label(rain):
     with pytest.raises(ValueError, match="grass.*dry"):
         rain.condition(grass="soggy")
     with pytest.raises(ValueError, match="rain"):
-        rain.prob(rain=2, grass=0)                                   # index out of range
+        # index out of range
+        rain.prob(rain=2, grass=0)
 
 
 def test_negative_entry():
@@ -279,7 +313,8 @@ def test_non_finite_entry():
 
 def test_shape_mismatch():
     with pytest.raises(ValueError, match="grass"):
-        Factor([0.5, 0.5], ("rain", "grass"))                       # one dimension, two names
+        # one dimension, two names
+        Factor([0.5, 0.5], ("rain", "grass"))
     with pytest.raises(ValueError, match="rain.*3 states"):
         Factor([[0.1, 0.2], [0.3, 0.1], [0.2, 0.1]], ("rain", "grass"), RAIN)
     with pytest.raises(ValueError, match="rain.*twice"):

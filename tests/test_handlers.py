@@ -6,10 +6,13 @@ import random
 import threading
 import warnings
 
+import pyro  # first imported, with its warning silenced, in conftest.py
+import pyro.distributions as pdist
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from pyro import poutine as pyro_poutine
 
 import ppl.distributions as dist
 import ppl.primitives as primitives
@@ -29,14 +32,9 @@ from ppl.handlers import (
     substitute,
     trace,
 )
-from ppl.params import clear_param_store, get_param_store
+from ppl.params import get_param_store
 from ppl.primitives import module, param, sample
 from ppl.runtime import enable_validation, get_stack
-
-import pyro  # first imported, with its warning silenced, in conftest.py
-import pyro.distributions as pdist
-from pyro import poutine as pyro_poutine
-
 
 pytestmark = pytest.mark.usefixtures("clean_state")
 
@@ -52,7 +50,9 @@ def coin(flips=FLIPS):
 
 def coin_log_joint(z, flips=FLIPS):
     heads, tails = flips.sum(), (1 - flips).sum()
-    return dist.Beta(2.0, 2.0).log_prob(z) + heads * torch.log(z) + tails * torch.log1p(-z)
+    return (
+        dist.Beta(2.0, 2.0).log_prob(z) + heads * torch.log(z) + tails * torch.log1p(-z)
+    )
 
 
 def normal_model(x=torch.tensor(1.2)):
@@ -72,17 +72,38 @@ def sample_names(tr):
 
 # --- trace and Trace ---------------------------------------------------------------------------
 
+
 def test_trace_as_wrapper_records_sites_input_and_return():
     torch.manual_seed(0)
     tr = trace(coin).get_trace(FLIPS)
     assert list(tr.nodes) == ["_INPUT", "z", "x", "_RETURN"]
-    assert tr.nodes["_INPUT"]["type"] == "args" and tr.nodes["_INPUT"]["args"] == (FLIPS,)
-    assert tr.nodes["_RETURN"]["type"] == "return" and tr.nodes["_RETURN"]["value"] is tr.nodes["z"]["value"]
+    assert tr.nodes["_INPUT"]["type"] == "args" and tr.nodes["_INPUT"]["args"] == (
+        FLIPS,
+    )
+    assert (
+        tr.nodes["_RETURN"]["type"] == "return"
+        and tr.nodes["_RETURN"]["value"] is tr.nodes["z"]["value"]
+    )
     z = tr.nodes["z"]
-    for key in ("type", "name", "fn", "value", "is_observed", "infer", "scale", "mask",
-                "cond_indep_stack", "args", "kwargs"):
+    for key in (
+        "type",
+        "name",
+        "fn",
+        "value",
+        "is_observed",
+        "infer",
+        "scale",
+        "mask",
+        "cond_indep_stack",
+        "args",
+        "kwargs",
+    ):
         assert key in z
-    assert not z["is_observed"] and tr.nodes["x"]["is_observed"] and tr.nodes["x"]["value"] is FLIPS
+    assert (
+        not z["is_observed"]
+        and tr.nodes["x"]["is_observed"]
+        and tr.nodes["x"]["value"] is FLIPS
+    )
 
 
 def test_trace_as_context_manager_exposes_tr_trace():
@@ -118,7 +139,11 @@ def test_trace_log_prob_sum_equals_hand_written_density_with_param():
     tr = trace(normal_model).get_trace()
     expected = normal_log_joint(torch.tensor(0.3), tr.nodes["z"]["value"])
     assert torch.allclose(tr.log_prob_sum(), expected)
-    assert tr.param_nodes == ["theta"] and tr.stochastic_nodes == ["z"] and tr.observation_nodes == ["x"]
+    assert (
+        tr.param_nodes == ["theta"]
+        and tr.stochastic_nodes == ["z"]
+        and tr.observation_nodes == ["x"]
+    )
 
 
 def test_log_prob_sum_site_filter_and_memoization():
@@ -127,8 +152,12 @@ def test_log_prob_sum_site_filter_and_memoization():
     z = tr.nodes["z"]["value"]
     only_prior = tr.log_prob_sum(lambda name, site: not site["is_observed"])
     assert torch.allclose(only_prior, dist.Beta(2.0, 2.0).log_prob(z))
-    assert tr.nodes["z"]["log_prob_sum"] is not None and "log_prob_sum" not in tr.nodes["x"]
-    tr.nodes["z"]["log_prob_sum"] = torch.tensor(100.0)  # memoized sums are reused, as in Pyro
+    assert (
+        tr.nodes["z"]["log_prob_sum"] is not None
+        and "log_prob_sum" not in tr.nodes["x"]
+    )
+    # memoized sums are reused, as in Pyro
+    tr.nodes["z"]["log_prob_sum"] = torch.tensor(100.0)
     assert torch.allclose(tr.log_prob_sum(lambda n, s: n == "z"), torch.tensor(100.0))
 
 
@@ -143,7 +172,9 @@ def test_compute_log_prob_stores_batched_log_probs():
             model()
     tr.trace.compute_log_prob()
     site = tr.trace.nodes["x"]
-    assert torch.allclose(site["unscaled_log_prob"], dist.Normal(0.0, 1.0).log_prob(data))
+    assert torch.allclose(
+        site["unscaled_log_prob"], dist.Normal(0.0, 1.0).log_prob(data)
+    )
     assert torch.allclose(site["log_prob"], 2.0 * site["unscaled_log_prob"])
     assert torch.allclose(site["log_prob_sum"], site["log_prob"].sum())
 
@@ -168,7 +199,12 @@ def test_get_trace_returns_a_copy_of_nodes():
     traced = trace(coin)
     tr = traced.get_trace()
     tr.remove_node("z")
-    assert "z" in traced.trace and "z" not in tr and len(tr) == 3 and list(tr) == ["_INPUT", "x", "_RETURN"]
+    assert (
+        "z" in traced.trace
+        and "z" not in tr
+        and len(tr) == 3
+        and list(tr) == ["_INPUT", "x", "_RETURN"]
+    )
     assert tr.copy().nodes == tr.nodes and tr.copy().nodes is not tr.nodes
 
 
@@ -177,7 +213,8 @@ def test_trace_keeps_a_copy_of_each_message():
         def postprocess_message(self, msg):
             msg["value"] = "changed later"
 
-    with trace() as tr:  # trace is outermost: it postprocesses first, then Mutate changes msg
+    # trace is outermost: it postprocesses first, then Mutate changes msg
+    with trace() as tr:
         with Mutate():
             sample("z", dist.Normal(0.0, 1.0))
     assert isinstance(tr.trace.nodes["z"]["value"], torch.Tensor)
@@ -199,7 +236,9 @@ def test_sample_site_reusing_a_param_name_raises():
         param("w", torch.tensor(1.0))
         sample("w", dist.Normal(0.0, 1.0))
 
-    with pytest.raises(RuntimeError, match="'w' is already in the trace as a param site"):
+    with pytest.raises(
+        RuntimeError, match="'w' is already in the trace as a param site"
+    ):
         trace(model).get_trace()
 
 
@@ -213,8 +252,18 @@ def test_trace_param_only_and_graph_type():
 
 def test_log_prob_error_names_the_site():
     tr = Trace()
-    tr.add_node("bad", type="sample", name="bad", fn=dist.MultivariateNormal(torch.zeros(2), torch.eye(2)),
-                value=torch.zeros(3), args=(), kwargs={}, scale=1.0, mask=None, is_observed=True)
+    tr.add_node(
+        "bad",
+        type="sample",
+        name="bad",
+        fn=dist.MultivariateNormal(torch.zeros(2), torch.eye(2)),
+        value=torch.zeros(3),
+        args=(),
+        kwargs={},
+        scale=1.0,
+        mask=None,
+        is_observed=True,
+    )
     with pytest.raises(ValueError, match="at site 'bad'"):
         tr.log_prob_sum()
 
@@ -224,20 +273,32 @@ def shapes_model(P, D):
     loc = P.param("loc", torch.zeros(3))
     P.sample("a", D.Normal(0.0, 1.0))
     P.sample("b", D.Normal(loc, 1.0).to_event(1))
-    P.sample("c", D.Normal(torch.zeros(2, 3), 1.0).to_event(1), obs=torch.zeros(4, 2, 3))
+    P.sample(
+        "c", D.Normal(torch.zeros(2, 3), 1.0).to_event(1), obs=torch.zeros(4, 2, 3)
+    )
     P.sample("d", D.Bernoulli(0.5).expand([5]), obs=torch.ones(5))
 
 
-@pytest.mark.parametrize("last_site, log_probs", [(None, False), (None, True), ("b", False)])
+@pytest.mark.parametrize(
+    "last_site, log_probs", [(None, False), (None, True), ("b", False)]
+)
 def test_format_shapes_is_pyros_table(last_site, log_probs):
     ours = trace(seed(lambda: shapes_model(primitives, dist), rng_seed=0)).get_trace()
-    theirs = pyro_poutine.trace(pyro_poutine.seed(lambda: shapes_model(pyro, pdist), rng_seed=0)).get_trace()
+    theirs = pyro_poutine.trace(
+        pyro_poutine.seed(lambda: shapes_model(pyro, pdist), rng_seed=0)
+    ).get_trace()
     if log_probs:
         ours.compute_log_prob()
         theirs.compute_log_prob()
-    expected = [line.rstrip() for line in theirs.format_shapes(last_site=last_site).splitlines()]
+    expected = [
+        line.rstrip() for line in theirs.format_shapes(last_site=last_site).splitlines()
+    ]
     assert ours.format_shapes(last_site=last_site).splitlines() == expected
-    assert Trace().format_shapes() == pyro_poutine.Trace().format_shapes() == "Trace Shapes:"
+    assert (
+        Trace().format_shapes()
+        == pyro_poutine.Trace().format_shapes()
+        == "Trace Shapes:"
+    )
 
 
 def bad_scale_model():
@@ -247,12 +308,16 @@ def bad_scale_model():
 
 
 def test_an_error_in_a_traced_program_gets_a_note_with_the_line_and_the_shapes():
-    with pytest.raises(ValueError, match="Expected parameter scale") as info:  # torch's own message
+    # torch's own message
+    with pytest.raises(ValueError, match="Expected parameter scale") as info:
         trace(bad_scale_model).get_trace()
     (note,) = info.value.__notes__
     line = bad_scale_model.__code__.co_firstlineno + 3
     assert "bad_scale_model" in note and "after site 'a'" in note
-    assert f'in bad_scale_model, line {line}: sample("x", dist.Normal(0.0, raw_scale))' in note
+    assert (
+        f'in bad_scale_model, line {line}: sample("x", dist.Normal(0.0, raw_scale))'
+        in note
+    )
     assert "Trace Shapes:" in note and "a dist" in note and "x dist" not in note
     assert get_stack() == []
 
@@ -270,16 +335,29 @@ def test_the_note_names_the_innermost_program_once():
 
 
 def test_a_log_prob_error_of_any_type_names_the_site_and_shows_the_shapes():
-    with validation_off():  # torch then fails with its own RuntimeError: shapes do not broadcast
-        tr = trace(lambda: sample("y", dist.Normal(torch.zeros(3), 1.0), obs=torch.zeros(2))).get_trace()
+    # torch then fails with its own RuntimeError: shapes do not broadcast
+    with validation_off():
+        tr = trace(
+            lambda: sample("y", dist.Normal(torch.zeros(3), 1.0), obs=torch.zeros(2))
+        ).get_trace()
         with pytest.raises(RuntimeError) as info:
             tr.log_prob_sum()
-    assert "at site 'y'" in info.value.__notes__[0] and "Trace Shapes:" in info.value.__notes__[0]
+    assert (
+        "at site 'y'" in info.value.__notes__[0]
+        and "Trace Shapes:" in info.value.__notes__[0]
+    )
 
 
-@pytest.mark.parametrize("handler, kwargs", [(scale, {"scale": torch.ones(4)}),
-                                             (mask, {"mask": torch.ones(4, dtype=torch.bool)})])
-def test_a_scale_or_mask_of_the_wrong_shape_names_the_site_and_the_handler(handler, kwargs):
+@pytest.mark.parametrize(
+    "handler, kwargs",
+    [
+        (scale, {"scale": torch.ones(4)}),
+        (mask, {"mask": torch.ones(4, dtype=torch.bool)}),
+    ],
+)
+def test_a_scale_or_mask_of_the_wrong_shape_names_the_site_and_the_handler(
+    handler, kwargs
+):
     what = handler.__name__
     with trace() as tr:
         with handler(**kwargs):
@@ -312,7 +390,9 @@ def test_two_threads_trace_their_own_programs(run_in_threads):
             sample("x", dist.Normal(0.0, 1.0), obs=torch.tensor(value))
             barrier.wait()
 
-        return lambda: trace(condition(model, data={"z": torch.tensor(value)})).get_trace()
+        return lambda: trace(
+            condition(model, data={"z": torch.tensor(value)})
+        ).get_trace()
 
     values = (1.0, 2.0)
     traces = dict(zip(values, run_in_threads(*map(program, values), barrier=barrier)))
@@ -324,6 +404,7 @@ def test_two_threads_trace_their_own_programs(run_in_threads):
 
 
 # --- condition ---------------------------------------------------------------------------------
+
 
 def test_condition_wrapper_observes_a_site():
     z = torch.tensor(0.6)
@@ -342,7 +423,10 @@ def test_condition_context_manager_and_trace_data():
     assert tr.trace.nodes["z"]["value"] is z
     source = trace(coin).get_trace()
     conditioned = trace(condition(coin, data=source)).get_trace()
-    assert conditioned.nodes["z"]["value"] is source.nodes["z"]["value"] and conditioned.nodes["z"]["is_observed"]
+    assert (
+        conditioned.nodes["z"]["value"] is source.nodes["z"]["value"]
+        and conditioned.nodes["z"]["is_observed"]
+    )
 
 
 def test_condition_with_none_leaves_the_site_latent():
@@ -361,7 +445,9 @@ def test_condition_inside_or_outside_trace_gives_the_same_record():
 
 
 def test_the_outer_condition_wins():
-    model = condition(condition(coin, data={"z": torch.tensor(0.2)}), data={"z": torch.tensor(0.8)})
+    model = condition(
+        condition(coin, data={"z": torch.tensor(0.2)}), data={"z": torch.tensor(0.8)}
+    )
     assert trace(model).get_trace().nodes["z"]["value"] == torch.tensor(0.8)
 
 
@@ -371,6 +457,7 @@ def test_condition_needs_data():
 
 
 # --- replay ------------------------------------------------------------------------------------
+
 
 def guide():
     sample("z", dist.Beta(9.0, 5.0))
@@ -383,9 +470,15 @@ def test_replay_uses_the_guide_values_and_gives_the_elbo_term():
     assert model_tr.nodes["z"]["value"] is guide_tr.nodes["z"]["value"]
     assert not model_tr.nodes["z"]["is_observed"] and model_tr.nodes["z"]["done"]
     # the guide is the exact posterior: log p(x, z) - log q(z) = log p(x), Beta(9, 5) / Beta(2, 2)
-    log_evidence = (torch.lgamma(torch.tensor(9.0)) + torch.lgamma(torch.tensor(5.0)) - torch.lgamma(torch.tensor(14.0))
-                    - (2 * torch.lgamma(torch.tensor(2.0)) - torch.lgamma(torch.tensor(4.0))))
-    assert torch.allclose(model_tr.log_prob_sum() - guide_tr.log_prob_sum(), log_evidence, atol=1e-5)
+    log_evidence = (
+        torch.lgamma(torch.tensor(9.0))
+        + torch.lgamma(torch.tensor(5.0))
+        - torch.lgamma(torch.tensor(14.0))
+        - (2 * torch.lgamma(torch.tensor(2.0)) - torch.lgamma(torch.tensor(4.0)))
+    )
+    assert torch.allclose(
+        model_tr.log_prob_sum() - guide_tr.log_prob_sum(), log_evidence, atol=1e-5
+    )
 
 
 def test_replay_context_manager_and_sites_missing_from_the_trace():
@@ -395,12 +488,15 @@ def test_replay_context_manager_and_sites_missing_from_the_trace():
         with replay(trace=guide_tr):
             coin()
     torch.manual_seed(0)
-    assert torch.equal(tr.trace.nodes["z"]["value"], dist.Beta(2.0, 2.0)())  # drawn as usual
+    # drawn as usual
+    assert torch.equal(tr.trace.nodes["z"]["value"], dist.Beta(2.0, 2.0)())
     assert "unrelated" not in tr.trace
 
 
 def test_replay_leaves_observed_sites_alone():
-    data_tr = trace(lambda: sample("x", dist.Bernoulli(0.5).expand([10]).to_event(1))).get_trace()
+    data_tr = trace(
+        lambda: sample("x", dist.Bernoulli(0.5).expand([10]).to_event(1))
+    ).get_trace()
     tr = trace(replay(coin, trace=data_tr)).get_trace()
     assert tr.nodes["x"]["value"] is FLIPS
 
@@ -422,13 +518,15 @@ def test_replay_params_and_requirements():
 
 # --- substitute --------------------------------------------------------------------------------
 
+
 def test_substitute_replaces_params_and_latent_samples():
     theta, z = torch.tensor(-1.0), torch.tensor(0.5)
     tr = trace(substitute(normal_model, data={"theta": theta, "z": z})).get_trace()
     assert tr.nodes["theta"]["value"] is theta and tr.nodes["z"]["value"] is z
     assert not tr.nodes["z"]["is_observed"]  # substituted, still latent
     assert torch.allclose(tr.log_prob_sum(), normal_log_joint(theta, z))
-    assert "theta" not in get_param_store()  # substituted before the store was asked, as in Pyro
+    # substituted before the store was asked, as in Pyro
+    assert "theta" not in get_param_store()
 
 
 def test_substitute_context_manager_leaves_observed_sites_alone():
@@ -443,8 +541,15 @@ def test_substitute_matches_module_params_by_short_or_full_name():
     net = torch.nn.Linear(2, 1)
     short = torch.zeros(1, 2)
     full = torch.ones(1)
-    tr = trace(substitute(lambda: module("net", net), data={"weight": short, "net$$$bias": full})).get_trace()
-    assert tr.nodes["net$$$weight"]["value"] is short and tr.nodes["net$$$bias"]["value"] is full
+    tr = trace(
+        substitute(
+            lambda: module("net", net), data={"weight": short, "net$$$bias": full}
+        )
+    ).get_trace()
+    assert (
+        tr.nodes["net$$$weight"]["value"] is short
+        and tr.nodes["net$$$bias"]["value"] is full
+    )
 
 
 def test_replay_then_substitute_and_substitute_then_replay():
@@ -452,8 +557,12 @@ def test_replay_then_substitute_and_substitute_then_replay():
     guide_tr = trace(guide).get_trace()
     mine = torch.tensor(0.1)
     # the outer handler acts last on the way down, so it has the last word
-    outer_substitute = trace(substitute(replay(coin, trace=guide_tr), data={"z": mine})).get_trace()
-    outer_replay = trace(replay(substitute(coin, data={"z": mine}), trace=guide_tr)).get_trace()
+    outer_substitute = trace(
+        substitute(replay(coin, trace=guide_tr), data={"z": mine})
+    ).get_trace()
+    outer_replay = trace(
+        replay(substitute(coin, data={"z": mine}), trace=guide_tr)
+    ).get_trace()
     assert outer_substitute.nodes["z"]["value"] is mine
     assert outer_replay.nodes["z"]["value"] is guide_tr.nodes["z"]["value"]
 
@@ -465,21 +574,26 @@ def test_substitute_needs_data():
 
 # --- block -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs, seen", [
-    ({}, []),
-    ({"hide": ["z"]}, ["theta", "x"]),
-    ({"expose": ["z"]}, ["z"]),
-    ({"hide_types": ["observe"]}, ["theta", "z"]),
-    ({"hide_types": ["param"]}, ["z", "x"]),
-    ({"expose_types": ["param"]}, ["theta"]),
-    ({"expose_types": ["sample"]}, ["z"]),
-    ({"hide": ["z"], "expose_types": ["param"]}, ["theta"]),
-    ({"hide_types": ["observe"], "expose_types": ["param"]}, ["theta"]),  # Pyro's order of the rules
-    ({"expose": ["z"], "hide_types": ["param"]}, ["z", "x"]),
-    ({"hide_all": False, "expose_all": True}, ["theta", "z", "x"]),
-    ({"hide_fn": lambda msg: msg["name"] == "x"}, ["theta", "z"]),
-    ({"expose_fn": lambda msg: msg["type"] == "param"}, ["theta"]),
-])
+
+@pytest.mark.parametrize(
+    "kwargs, seen",
+    [
+        ({}, []),
+        ({"hide": ["z"]}, ["theta", "x"]),
+        ({"expose": ["z"]}, ["z"]),
+        ({"hide_types": ["observe"]}, ["theta", "z"]),
+        ({"hide_types": ["param"]}, ["z", "x"]),
+        ({"expose_types": ["param"]}, ["theta"]),
+        ({"expose_types": ["sample"]}, ["z"]),
+        ({"hide": ["z"], "expose_types": ["param"]}, ["theta"]),
+        # Pyro's order of the rules
+        ({"hide_types": ["observe"], "expose_types": ["param"]}, ["theta"]),
+        ({"expose": ["z"], "hide_types": ["param"]}, ["z", "x"]),
+        ({"hide_all": False, "expose_all": True}, ["theta", "z", "x"]),
+        ({"hide_fn": lambda msg: msg["name"] == "x"}, ["theta", "z"]),
+        ({"expose_fn": lambda msg: msg["type"] == "param"}, ["theta"]),
+    ],
+)
 def test_block_hides_sites_from_an_outer_trace_like_pyro(kwargs, seen):
     ours = trace(block(normal_model, **kwargs)).get_trace()
     assert [n for n in ours.nodes if n[0] != "_"] == seen
@@ -503,7 +617,9 @@ def test_block_separates_nested_programs():
         return guide_tr
 
     tr = trace(model_with_init).get_trace()
-    assert sample_names(tr) == ["z", "x"] and sample_names(tr.nodes["_RETURN"]["value"]) == ["z"]
+    assert sample_names(tr) == ["z", "x"] and sample_names(
+        tr.nodes["_RETURN"]["value"]
+    ) == ["z"]
 
 
 def test_block_argument_errors():
@@ -517,6 +633,7 @@ def test_block_argument_errors():
 
 # --- seed --------------------------------------------------------------------------------------
 
+
 def test_seed_gives_the_same_draws_and_restores_the_rng():
     torch.manual_seed(7)
     random.seed(7)
@@ -526,7 +643,10 @@ def test_seed_gives_the_same_draws_and_restores_the_rng():
     seeded = trace(seed(coin, rng_seed=3))
     a, b = seeded.get_trace(), seeded.get_trace()
     assert torch.equal(a.nodes["z"]["value"], b.nodes["z"]["value"])
-    assert torch.equal(torch.rand(()), expected_torch) and random.random() == expected_random
+    assert (
+        torch.equal(torch.rand(()), expected_torch)
+        and random.random() == expected_random
+    )
 
 
 def test_seed_context_manager_is_not_on_the_stack_and_matches_set_rng_seed():
@@ -553,7 +673,9 @@ def test_seed_restores_the_rng_after_an_exception():
 
 def test_seed_matches_pyro_draws():
     ours = trace(seed(normal_model, rng_seed=0)).get_trace()
-    theirs = pyro_poutine.trace(pyro_poutine.seed(make_pyro_style_model(pyro, pdist), rng_seed=0)).get_trace()
+    theirs = pyro_poutine.trace(
+        pyro_poutine.seed(make_pyro_style_model(pyro, pdist), rng_seed=0)
+    ).get_trace()
     assert torch.equal(ours.nodes["z"]["value"], theirs.nodes["z"]["value"])
 
 
@@ -564,11 +686,15 @@ def test_seed_requires_an_int():
 
 # --- scale and mask ----------------------------------------------------------------------------
 
+
 def test_scale_multiplies_log_prob_sum_and_nests():
     z = torch.tensor(0.3)
     base = trace(condition(coin, data={"z": z})).get_trace().log_prob_sum()
     scaled = trace(scale(condition(coin, data={"z": z}), scale=3.0)).get_trace()
-    assert torch.allclose(scaled.log_prob_sum(), 3.0 * base) and scaled.nodes["z"]["scale"] == 3.0
+    assert (
+        torch.allclose(scaled.log_prob_sum(), 3.0 * base)
+        and scaled.nodes["z"]["scale"] == 3.0
+    )
     with trace() as tr:
         with scale(scale=2.0):
             with scale(scale=torch.tensor(0.25)):
@@ -593,9 +719,14 @@ def test_mask_false_zeroes_and_tensor_masks_entries():
     z = torch.tensor(0.2)
     keep = torch.tensor([True, False, True])
     tr = trace(condition(model, data={"z": z})).get_trace(keep)
-    expected = dist.Normal(0.0, 1.0).log_prob(z) + dist.Normal(z, 1.0).log_prob(data[[0, 2]]).sum()
+    expected = (
+        dist.Normal(0.0, 1.0).log_prob(z)
+        + dist.Normal(z, 1.0).log_prob(data[[0, 2]]).sum()
+    )
     assert torch.allclose(tr.log_prob_sum(), expected)
-    everything_masked = trace(mask(condition(model, data={"z": z}), mask=False)).get_trace(keep)
+    everything_masked = trace(
+        mask(condition(model, data={"z": z}), mask=False)
+    ).get_trace(keep)
     assert everything_masked.log_prob_sum() == 0.0
 
 
@@ -614,7 +745,11 @@ def test_masked_minus_infinity_gives_zero_not_nan():
     with validation_off():
         with trace() as tr:
             with mask(mask=torch.tensor([True, False])):
-                sample("x", dist.Uniform(0.0, 1.0).expand([2]), obs=torch.tensor([0.5, 7.0]))
+                sample(
+                    "x",
+                    dist.Uniform(0.0, 1.0).expand([2]),
+                    obs=torch.tensor([0.5, 7.0]),
+                )
         assert tr.trace.log_prob_sum() == 0.0
 
 
@@ -625,7 +760,9 @@ def test_mask_must_be_boolean():
 
 def test_scale_and_mask_helper():
     lp = torch.tensor([-1.0, -math.inf])
-    assert torch.equal(scale_and_mask(lp, 2.0, torch.tensor([True, False])), torch.tensor([-2.0, 0.0]))
+    assert torch.equal(
+        scale_and_mask(lp, 2.0, torch.tensor([True, False])), torch.tensor([-2.0, 0.0])
+    )
     assert scale_and_mask(lp) is lp
     assert torch.equal(scale_and_mask(lp, mask=False), torch.zeros(2))
 
@@ -639,6 +776,7 @@ class validation_off:
 
 
 # --- exception safety --------------------------------------------------------------------------
+
 
 def raising_model():
     sample("z", dist.Normal(0.0, 1.0))
@@ -700,13 +838,18 @@ def test_an_exception_from_a_handler_leaves_the_stack_empty():
 
 # --- composition -------------------------------------------------------------------------------
 
+
 def test_trace_replay_condition_composition():
     torch.manual_seed(6)
     guide_tr = trace(guide).get_trace()
     z = guide_tr.nodes["z"]["value"]
-    model_tr = trace(replay(condition(coin, data={"x": torch.ones(10)}), trace=guide_tr)).get_trace()
+    model_tr = trace(
+        replay(condition(coin, data={"x": torch.ones(10)}), trace=guide_tr)
+    ).get_trace()
     ones = torch.ones(10)
-    assert model_tr.nodes["z"]["value"] is z and model_tr.nodes["x"]["value"] is not FLIPS
+    assert (
+        model_tr.nodes["z"]["value"] is z and model_tr.nodes["x"]["value"] is not FLIPS
+    )
     assert torch.allclose(model_tr.log_prob_sum(), coin_log_joint(z, ones))
 
 
@@ -719,7 +862,10 @@ def test_nested_scales_multiply(a, b, z):
     assert torch.allclose(nested, single, rtol=1e-10)
 
 
-@given(st.lists(st.booleans(), min_size=4, max_size=4), st.lists(st.booleans(), min_size=4, max_size=4))
+@given(
+    st.lists(st.booleans(), min_size=4, max_size=4),
+    st.lists(st.booleans(), min_size=4, max_size=4),
+)
 def test_nested_masks_equal_one_mask_of_the_and(m1, m2):
     m1, m2 = torch.tensor(m1), torch.tensor(m2)
     data = torch.tensor([0.1, -0.4, 1.3, 2.0])
@@ -747,51 +893,83 @@ def test_poutine_alias_reads_like_pyro():
 
 # --- agreement with pyro.poutine ---------------------------------------------------------------
 
+
 def make_pyro_style_model(primitives_module, distributions):
     """The same model for both libraries: a param, a latent, an observation."""
+
     def model(x=torch.tensor(1.2)):
         theta = primitives_module.param("theta", torch.tensor(0.3))
         z = primitives_module.sample("z", distributions.Normal(theta, 1.0))
         primitives_module.sample("x", distributions.Normal(z, 0.5), obs=x)
         return z
+
     return model
 
 
 def make_rich_model(primitives_module, distributions, handlers_module):
     """A param, a latent, an observation, a deterministic, a factor, and a masked vector site."""
+
     def model(flips=FLIPS):
-        theta = primitives_module.param("theta", torch.tensor(0.5), constraint=distributions.constraints.unit_interval)
+        theta = primitives_module.param(
+            "theta",
+            torch.tensor(0.5),
+            constraint=distributions.constraints.unit_interval,
+        )
         z = primitives_module.sample("z", distributions.Beta(1.0 + 2.0 * theta, 2.0))
-        primitives_module.sample("x", distributions.Bernoulli(z).expand([len(flips)]).to_event(1), obs=flips)
+        primitives_module.sample(
+            "x", distributions.Bernoulli(z).expand([len(flips)]).to_event(1), obs=flips
+        )
         primitives_module.deterministic("odds", z / (1 - z))
         primitives_module.factor("penalty", -((theta - 0.5) ** 2))
         with handlers_module.mask(mask=torch.tensor([True, False])):
             primitives_module.sample("pair", distributions.Normal(z, 1.0).expand([2]))
         return z
+
     return model
 
 
 PYRO_CASES = {
     "seed": lambda P, m: P.seed(m, rng_seed=0),
-    "condition": lambda P, m: P.condition(P.seed(m, rng_seed=0), data={"z": torch.tensor(0.3)}),
-    "substitute param": lambda P, m: P.substitute(P.seed(m, rng_seed=0), data={"theta": torch.tensor(0.25)}),
+    "condition": lambda P, m: P.condition(
+        P.seed(m, rng_seed=0), data={"z": torch.tensor(0.3)}
+    ),
+    "substitute param": lambda P, m: P.substitute(
+        P.seed(m, rng_seed=0), data={"theta": torch.tensor(0.25)}
+    ),
     "block": lambda P, m: P.block(P.seed(m, rng_seed=0), hide=["z"]),
-    "block observe": lambda P, m: P.block(P.seed(m, rng_seed=0), hide_types=["observe"]),
+    "block observe": lambda P, m: P.block(
+        P.seed(m, rng_seed=0), hide_types=["observe"]
+    ),
     "scale": lambda P, m: P.scale(P.seed(m, rng_seed=0), scale=0.5),
     "mask": lambda P, m: P.mask(P.seed(m, rng_seed=0), mask=False),
-    "condition twice": lambda P, m: P.seed(P.condition(P.condition(m, data={"z": torch.tensor(0.2)}),
-                                                       data={"z": torch.tensor(0.8)}), rng_seed=2),
-    "replay": lambda P, m: P.seed(P.replay(m, trace=P.trace(P.seed(m, rng_seed=1)).get_trace()), rng_seed=3),
-    "replay condition": lambda P, m: P.seed(P.replay(P.condition(m, data={"x": torch.ones(10)}),
-                                                     trace=P.trace(P.seed(m, rng_seed=1)).get_trace()), rng_seed=3),
+    "condition twice": lambda P, m: P.seed(
+        P.condition(
+            P.condition(m, data={"z": torch.tensor(0.2)}), data={"z": torch.tensor(0.8)}
+        ),
+        rng_seed=2,
+    ),
+    "replay": lambda P, m: P.seed(
+        P.replay(m, trace=P.trace(P.seed(m, rng_seed=1)).get_trace()), rng_seed=3
+    ),
+    "replay condition": lambda P, m: P.seed(
+        P.replay(
+            P.condition(m, data={"x": torch.ones(10)}),
+            trace=P.trace(P.seed(m, rng_seed=1)).get_trace(),
+        ),
+        rng_seed=3,
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(PYRO_CASES))
 def test_same_trace_as_pyro(case):
     build = PYRO_CASES[case]
-    ours = poutine.trace(build(poutine, make_rich_model(primitives, dist, poutine))).get_trace()
-    theirs = pyro_poutine.trace(build(pyro_poutine, make_rich_model(pyro, pdist, pyro_poutine))).get_trace()
+    ours = poutine.trace(
+        build(poutine, make_rich_model(primitives, dist, poutine))
+    ).get_trace()
+    theirs = pyro_poutine.trace(
+        build(pyro_poutine, make_rich_model(pyro, pdist, pyro_poutine))
+    ).get_trace()
     assert list(ours.nodes) == list(theirs.nodes)
     for name in ours.nodes:
         a, b = ours.nodes[name], theirs.nodes[name]
@@ -801,23 +979,31 @@ def test_same_trace_as_pyro(case):
             assert torch.allclose(a["value"], b["value"]), name
             assert a["infer"] == b["infer"] if a["type"] == "sample" else True
             assert a["scale"] == b["scale"]
-    assert torch.allclose(torch.as_tensor(ours.log_prob_sum()), torch.as_tensor(theirs.log_prob_sum()))
+    assert torch.allclose(
+        torch.as_tensor(ours.log_prob_sum()), torch.as_tensor(theirs.log_prob_sum())
+    )
     ours.compute_log_prob()
     theirs.compute_log_prob()
     for name in ours.stochastic_nodes + ours.observation_nodes:
-        assert torch.allclose(ours.nodes[name]["log_prob"], theirs.nodes[name]["log_prob"]), name
+        assert torch.allclose(
+            ours.nodes[name]["log_prob"], theirs.nodes[name]["log_prob"]
+        ), name
 
 
 def test_same_param_values_as_pyro_under_substitute_with_constraint():
     def model(primitives_module):
-        return primitives_module.param("s", torch.tensor(2.0), constraint=constraints.positive)
+        return primitives_module.param(
+            "s", torch.tensor(2.0), constraint=constraints.positive
+        )
 
     ours = trace(lambda: model(primitives)).get_trace()
     theirs = pyro_poutine.trace(lambda: model(pyro)).get_trace()
     assert torch.allclose(ours.nodes["s"]["value"], theirs.nodes["s"]["value"])
     new = torch.tensor(3.0)
     ours = trace(substitute(lambda: model(primitives), data={"s": new})).get_trace()
-    theirs = pyro_poutine.trace(pyro_poutine.substitute(lambda: model(pyro), data={"s": new})).get_trace()
+    theirs = pyro_poutine.trace(
+        pyro_poutine.substitute(lambda: model(pyro), data={"s": new})
+    ).get_trace()
     assert ours.nodes["s"]["value"] is new and theirs.nodes["s"]["value"] is new
 
 
@@ -826,6 +1012,12 @@ def test_substitute_of_a_sample_site_differs_from_pyro_as_documented():
     ours = trace(substitute(seed(normal_model, rng_seed=0), data={"z": z})).get_trace()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        theirs = pyro_poutine.trace(pyro_poutine.substitute(
-            pyro_poutine.seed(make_pyro_style_model(pyro, pdist), rng_seed=0), data={"z": z})).get_trace()
-    assert ours.nodes["z"]["value"] is z and not torch.equal(theirs.nodes["z"]["value"], z)
+        theirs = pyro_poutine.trace(
+            pyro_poutine.substitute(
+                pyro_poutine.seed(make_pyro_style_model(pyro, pdist), rng_seed=0),
+                data={"z": z},
+            )
+        ).get_trace()
+    assert ours.nodes["z"]["value"] is z and not torch.equal(
+        theirs.nodes["z"]["value"], z
+    )

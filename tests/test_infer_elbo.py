@@ -13,8 +13,18 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch.distributions import (Bernoulli, Beta, Categorical, Gamma, Independent, MultivariateNormal,
-                                 Normal, constraints, kl_divergence, transform_to)
+from torch.distributions import (
+    Bernoulli,
+    Beta,
+    Categorical,
+    Gamma,
+    Independent,
+    MultivariateNormal,
+    Normal,
+    constraints,
+    kl_divergence,
+    transform_to,
+)
 
 import ppl.infer.elbo
 from ppl.infer.elbo import elbo, elbo_estimate, elbo_samples, kl_mc, mean_and_stderr
@@ -43,7 +53,9 @@ COIN_LOG_EVIDENCE = log_beta_fn(8.0, 5.0) - log_beta_fn(2.0, 3.0)
 
 
 def coin_log_joint(z: torch.Tensor) -> torch.Tensor:
-    return COIN_PRIOR.log_prob(z) + Bernoulli(probs=z.unsqueeze(-1)).log_prob(FLIPS).sum(-1)
+    return COIN_PRIOR.log_prob(z) + Bernoulli(probs=z.unsqueeze(-1)).log_prob(
+        FLIPS
+    ).sum(-1)
 
 
 def coin_elbo_exact(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -59,29 +71,52 @@ MU0, TAU, SIGMA = 0.5, 1.5, 0.8
 READINGS = t([1.3, 0.2, 2.1, 1.7, 0.9, 1.1])
 NORMAL_PRIOR = Normal(t(MU0), t(TAU))
 _precision = TAU**-2 + len(READINGS) / SIGMA**2
-NORMAL_POSTERIOR = Normal(t((MU0 / TAU**2 + READINGS.sum().item() / SIGMA**2) / _precision),
-                          t(_precision**-0.5))
+NORMAL_POSTERIOR = Normal(
+    t((MU0 / TAU**2 + READINGS.sum().item() / SIGMA**2) / _precision),
+    t(_precision**-0.5),
+)
 _n = len(READINGS)
-NORMAL_LOG_EVIDENCE = MultivariateNormal(
-    torch.full((_n,), MU0, dtype=F64),
-    SIGMA**2 * torch.eye(_n, dtype=F64) + TAU**2 * torch.ones(_n, _n, dtype=F64)).log_prob(READINGS).item()
+NORMAL_LOG_EVIDENCE = (
+    MultivariateNormal(
+        torch.full((_n,), MU0, dtype=F64),
+        SIGMA**2 * torch.eye(_n, dtype=F64) + TAU**2 * torch.ones(_n, _n, dtype=F64),
+    )
+    .log_prob(READINGS)
+    .item()
+)
 
 
 def normal_log_joint(z: torch.Tensor) -> torch.Tensor:
-    return NORMAL_PRIOR.log_prob(z) + Normal(z.unsqueeze(-1), SIGMA).log_prob(READINGS).sum(-1)
+    return NORMAL_PRIOR.log_prob(z) + Normal(z.unsqueeze(-1), SIGMA).log_prob(
+        READINGS
+    ).sum(-1)
 
 
 def normal_elbo_exact(m: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """E_q[log p(x | z)] - KL(q || prior) for q = Normal(m, s), with E_q[(x - z)^2] = (x - m)^2 + s^2."""
-    expected = -0.5 * math.log(2 * math.pi * SIGMA**2) - ((READINGS - m) ** 2 + s**2) / (2 * SIGMA**2)
+    expected = -0.5 * math.log(2 * math.pi * SIGMA**2) - (
+        (READINGS - m) ** 2 + s**2
+    ) / (2 * SIGMA**2)
     return expected.sum() - kl_divergence(Normal(m, s), NORMAL_PRIOR)
 
 
 MODELS = {
-    "beta-bernoulli": (coin_log_joint, coin_elbo_exact, COIN_POSTERIOR, COIN_LOG_EVIDENCE,
-                       [(1.0, 1.0), (2.0, 3.0), (8.0, 5.0), (20.0, 4.0), (3.0, 9.0)], Beta),
-    "normal-normal": (normal_log_joint, normal_elbo_exact, NORMAL_POSTERIOR, NORMAL_LOG_EVIDENCE,
-                      [(0.0, 1.0), (1.0, 0.3), (2.0, 0.5), (-1.0, 2.0)], Normal),
+    "beta-bernoulli": (
+        coin_log_joint,
+        coin_elbo_exact,
+        COIN_POSTERIOR,
+        COIN_LOG_EVIDENCE,
+        [(1.0, 1.0), (2.0, 3.0), (8.0, 5.0), (20.0, 4.0), (3.0, 9.0)],
+        Beta,
+    ),
+    "normal-normal": (
+        normal_log_joint,
+        normal_elbo_exact,
+        NORMAL_POSTERIOR,
+        NORMAL_LOG_EVIDENCE,
+        [(0.0, 1.0), (1.0, 0.3), (2.0, 0.5), (-1.0, 2.0)],
+        Normal,
+    ),
 }
 
 
@@ -91,6 +126,7 @@ def seed():
 
 
 # --- log p(x) = ELBO + KL(q || p(z | x)) ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("model", MODELS)
 def test_elbo_plus_kl_is_log_evidence(model):
@@ -141,10 +177,11 @@ def test_elbo_never_exceeds_log_evidence(a, b):
 
 # --- Monte Carlo error bars ----------------------------------------------------------------------------
 
+
 def test_mean_and_stderr_by_hand():
     terms = t([1.0, 2.0, 3.0, 4.0])
     mean, se = mean_and_stderr(terms)
-    sd = math.sqrt(((terms - 2.5) ** 2).sum().item() / 3)   # sample standard deviation
+    sd = math.sqrt(((terms - 2.5) ** 2).sum().item() / 3)  # sample standard deviation
     assert mean == pytest.approx(2.5) and se == pytest.approx(sd / 2)
     with pytest.raises(ValueError, match="at least 2"):
         mean_and_stderr(t([1.0]))
@@ -166,19 +203,24 @@ def test_standard_error_is_the_spread_of_independent_estimates():
     assert means.std().item() == pytest.approx(mean_reported_se, rel=0.15)
 
 
-@pytest.mark.parametrize("q, p", [
-    (Normal(t(0.0), t(1.0)), Normal(t(1.0), t(2.0))),
-    (Normal(t(1.0), t(2.0)), Normal(t(0.0), t(1.0))),
-    (Beta(t(2.0), t(5.0)), Beta(t(3.0), t(3.0))),
-    (Gamma(t(3.0), t(2.0)), Gamma(t(2.0), t(1.0))),
-    (Independent(Normal(t([0.0, 1.0, -1.0]), t([1.0, 0.5, 2.0])), 1),
-     Independent(Normal(t([0.3, 0.0, 0.0]), t([1.0, 1.0, 1.0])), 1)),
-])
+@pytest.mark.parametrize(
+    "q, p",
+    [
+        (Normal(t(0.0), t(1.0)), Normal(t(1.0), t(2.0))),
+        (Normal(t(1.0), t(2.0)), Normal(t(0.0), t(1.0))),
+        (Beta(t(2.0), t(5.0)), Beta(t(3.0), t(3.0))),
+        (Gamma(t(3.0), t(2.0)), Gamma(t(2.0), t(1.0))),
+        (
+            Independent(Normal(t([0.0, 1.0, -1.0]), t([1.0, 0.5, 2.0])), 1),
+            Independent(Normal(t([0.3, 0.0, 0.0]), t([1.0, 1.0, 1.0])), 1),
+        ),
+    ],
+)
 def test_kl_mc_matches_kl_divergence(q, p):
     exact = kl_divergence(q, p).item()
     estimate, se = kl_mc(q, p, 20_000)
     assert abs(estimate - exact) < 5 * se
-    assert 5 * se < 0.2 * exact     # sharp enough to notice a wrong KL
+    assert 5 * se < 0.2 * exact  # sharp enough to notice a wrong KL
 
 
 def test_kl_mc_of_a_distribution_with_itself_is_zero():
@@ -204,11 +246,12 @@ def test_elbo_estimate_with_a_discrete_guide_matches_enumeration():
 
 # --- Gradients -----------------------------------------------------------------------------------------
 
+
 def _mc_gradients(log_joint, make_guide, phi, replicates, num_samples, detach=False):
     grads = []
     for _ in range(replicates):
         guide = make_guide(phi)
-        if detach:   # a deliberately wrong estimator: draws carry no gradient to phi
+        if detach:  # a deliberately wrong estimator: draws carry no gradient to phi
             z = guide.sample((num_samples,))
             value = (log_joint(z) - guide.log_prob(z)).mean()
         else:
@@ -232,18 +275,21 @@ def test_mc_elbo_gradient_is_unbiased(model):
         def split(phi):
             return phi[0], to_positive(phi[1])
 
-    exact, = torch.autograd.grad(elbo_exact(*split(phi)), phi)
+    (exact,) = torch.autograd.grad(elbo_exact(*split(phi)), phi)
     mean, se = _mc_gradients(log_joint, lambda p: family(*split(p)), phi, 200, 20)
     assert torch.all((mean - exact).abs() < 5 * se), (mean, se, exact)
     # ... and the check can fail: without reparameterisation the gradient is biased.
-    wrong, _ = _mc_gradients(log_joint, lambda p: family(*split(p)), phi, 200, 20, detach=True)
+    wrong, _ = _mc_gradients(
+        log_joint, lambda p: family(*split(p)), phi, 200, 20, detach=True
+    )
     assert torch.any((wrong - exact).abs() > 5 * se)
 
 
 # --- Fitting a guide -----------------------------------------------------------------------------------
 
+
 def test_adam_on_the_mc_elbo_recovers_the_coin_posterior():
-    phi = torch.zeros(2, dtype=F64, requires_grad=True)   # Beta(1, 1)
+    phi = torch.zeros(2, dtype=F64, requires_grad=True)  # Beta(1, 1)
     optimizer = torch.optim.Adam([phi], lr=0.1)
     history = []
     for _ in range(400):
@@ -252,14 +298,18 @@ def test_adam_on_the_mc_elbo_recovers_the_coin_posterior():
         loss.backward()
         optimizer.step()
         history.append(to_positive(phi).detach())
-    a, b = torch.stack(history[-150:]).mean(0)   # average away the stochastic-gradient jitter
+    # average away the stochastic-gradient jitter
+    a, b = torch.stack(history[-150:]).mean(0)
     # The posterior Beta(8, 5) is in the family; what remains is optimisation noise: up to 2.4% in
     # a and b over seeds 0-7, so 6% leaves room without letting a wrong optimum through.
-    assert a.item() == pytest.approx(8.0, rel=0.06) and b.item() == pytest.approx(5.0, rel=0.06)
+    assert a.item() == pytest.approx(8.0, rel=0.06) and b.item() == pytest.approx(
+        5.0, rel=0.06
+    )
     assert kl_divergence(Beta(a, b), COIN_POSTERIOR).item() < 2e-3
 
 
 # --- Bad input -----------------------------------------------------------------------------------------
+
 
 def test_bad_input_gets_a_clear_error():
     batched = Normal(t([0.0, 1.0]), t([1.0, 1.0]))

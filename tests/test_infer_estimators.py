@@ -26,7 +26,8 @@ from ppl.infer.estimators import (
 )
 
 MU, SIGMA = torch.tensor(2.0), torch.tensor(0.5)
-EXACT_GAUSSIAN = torch.tensor([2 * 2.0, 2 * 0.5])  # d/dmu, d/dsigma of E[z^2] = mu^2 + sigma^2
+# d/dmu, d/dsigma of E[z^2] = mu^2 + sigma^2
+EXACT_GAUSSIAN = torch.tensor([2 * 2.0, 2 * 0.5])
 N = 100_000
 
 
@@ -58,6 +59,7 @@ def gaussian_grads(estimator, num_samples=1, baseline=None, num_draws=N):
 
 # --- unbiasedness -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("estimator", ["pathwise", "score_function"])
 @pytest.mark.parametrize("num_samples", [1, 4])
 def test_gaussian_gradient_is_unbiased(estimator, num_samples):
@@ -85,11 +87,16 @@ def test_categorical_gradient_is_unbiased_against_enumeration():
     logits = torch.tensor([0.5, -0.3, 1.0, 0.0])
     costs = torch.tensor([2.0, -1.0, 0.5, 3.0])
     phi = logits.clone().requires_grad_()
-    (exact,) = torch.autograd.grad(enumerated_expectation(lambda z: costs[z], Categorical(logits=phi)), phi)
+    (exact,) = torch.autograd.grad(
+        enumerated_expectation(lambda z: costs[z], Categorical(logits=phi)), phi
+    )
 
     torch.manual_seed(0)
     (g,) = gradient_samples(
-        lambda p: score_function_surrogate(lambda z: costs[z], Categorical(logits=p)), [logits], N)
+        lambda p: score_function_surrogate(lambda z: costs[z], Categorical(logits=p)),
+        [logits],
+        N,
+    )
     assert g.shape == (N, 4)
     assert_unbiased(g, exact)
 
@@ -104,13 +111,19 @@ def test_bernoulli_batch_gradient_with_direct_term_is_unbiased(per_latent):
     logits = torch.tensor([-1.0, 0.2, 2.0])
     phi = logits.clone().requires_grad_()
     q = Bernoulli(logits=phi)
-    (exact,) = torch.autograd.grad(enumerated_expectation(lambda z: elbo_like_cost(q, z), q), phi)
+    (exact,) = torch.autograd.grad(
+        enumerated_expectation(lambda z: elbo_like_cost(q, z), q), phi
+    )
 
     def surrogate(p):
         q = Bernoulli(logits=p)
         if per_latent:
-            return score_function_surrogate(lambda z: elbo_like_cost(q, z), q, num_samples=2)
-        return score_function_surrogate(lambda z: elbo_like_cost(q, z).sum(-1), q, num_samples=2)
+            return score_function_surrogate(
+                lambda z: elbo_like_cost(q, z), q, num_samples=2
+            )
+        return score_function_surrogate(
+            lambda z: elbo_like_cost(q, z).sum(-1), q, num_samples=2
+        )
 
     torch.manual_seed(0)
     (g,) = gradient_samples(surrogate, [logits], N)
@@ -122,7 +135,12 @@ def test_pathwise_includes_the_direct_dependence_of_f():
     # cancel exactly, in every single draw.
     torch.manual_seed(0)
     g_mu, g_sigma = gradient_samples(
-        lambda mu, sigma: pathwise_surrogate(lambda z: (z - mu) ** 2, Normal(mu, sigma)), [MU, SIGMA], N)
+        lambda mu, sigma: pathwise_surrogate(
+            lambda z: (z - mu) ** 2, Normal(mu, sigma)
+        ),
+        [MU, SIGMA],
+        N,
+    )
     assert torch.all(g_mu == 0)
     assert_unbiased(g_sigma.unsqueeze(1), torch.tensor([2 * 0.5]))
 
@@ -131,23 +149,33 @@ def test_pathwise_includes_the_direct_dependence_of_f():
 def test_gradient_includes_a_direct_dependence_of_f_on_the_parameters(estimator):
     # E[mu * z] = mu^2 for z ~ N(mu, sigma): d/dmu = 2 mu, half of it from f's own dependence on mu.
     torch.manual_seed(0)
-    (g_mu,) = gradient_samples(lambda mu: estimator(lambda z: mu * z, Normal(mu, SIGMA)), [MU], N)
+    (g_mu,) = gradient_samples(
+        lambda mu: estimator(lambda z: mu * z, Normal(mu, SIGMA)), [MU], N
+    )
     assert_unbiased(g_mu.unsqueeze(1), torch.tensor([2 * 2.0]))
 
 
 @settings(max_examples=10)
-@given(logits=st.lists(st.floats(-3, 3), min_size=2, max_size=5),
-       cost_seed=st.integers(0, 1000))
+@given(
+    logits=st.lists(st.floats(-3, 3), min_size=2, max_size=5),
+    cost_seed=st.integers(0, 1000),
+)
 def test_score_function_is_unbiased_for_any_categorical(logits, cost_seed):
     logits = torch.tensor(logits)
     costs = torch.randn(len(logits), generator=torch.Generator().manual_seed(cost_seed))
     phi = logits.clone().requires_grad_()
-    (exact,) = torch.autograd.grad(enumerated_expectation(lambda z: costs[z], Categorical(logits=phi)), phi)
+    (exact,) = torch.autograd.grad(
+        enumerated_expectation(lambda z: costs[z], Categorical(logits=phi)), phi
+    )
 
     torch.manual_seed(0)
     (g,) = gradient_samples(
-        lambda p: score_function_surrogate(lambda z: costs[z], Categorical(logits=p), baseline=0.3),
-        [logits], 10_000)
+        lambda p: score_function_surrogate(
+            lambda z: costs[z], Categorical(logits=p), baseline=0.3
+        ),
+        [logits],
+        10_000,
+    )
     se = g.std(0) / math.sqrt(g.shape[0])
     # components with (almost) no variance have (almost) no gradient: allow a tiny absolute slack
     assert torch.all((g.mean(0) - exact).abs() < 5 * se + 1e-6)
@@ -155,12 +183,15 @@ def test_score_function_is_unbiased_for_any_categorical(logits, cost_seed):
 
 # --- values of the surrogates --------------------------------------------------------------------
 
+
 def test_surrogate_values_equal_the_monte_carlo_estimate():
     mu, sigma = MU.clone().requires_grad_(), SIGMA.clone().requires_grad_()
     q = Normal(mu, sigma)
-    for make in [lambda: score_function_surrogate(square, q, 1000),
-                 lambda: score_function_surrogate(square, q, 1000, baseline=3.0),
-                 lambda: pathwise_surrogate(square, q, 1000)]:
+    for make in [
+        lambda: score_function_surrogate(square, q, 1000),
+        lambda: score_function_surrogate(square, q, 1000, baseline=3.0),
+        lambda: pathwise_surrogate(square, q, 1000),
+    ]:
         torch.manual_seed(1)
         value = make()
         torch.manual_seed(1)
@@ -177,13 +208,20 @@ def test_surrogate_term_is_zero_with_the_score_function_gradient():
     assert torch.all(term == 0)
     (grad,) = torch.autograd.grad(term.sum(), phi)
     p = torch.sigmoid(phi.detach())
-    expected = ((cost.detach() - 0.5) * (z - p)).sum(0)  # d/dlogit log Bernoulli(z) = z - sigmoid
+    # d/dlogit log Bernoulli(z) = z - sigmoid
+    expected = ((cost.detach() - 0.5) * (z - p)).sum(0)
     assert torch.allclose(grad, expected)
     # the cost is a constant to the term: no gradient flows into it
-    assert torch.autograd.grad(surrogate_term(q.log_prob(z), cost).sum(), cost, allow_unused=True)[0] is None
+    assert (
+        torch.autograd.grad(
+            surrogate_term(q.log_prob(z), cost).sum(), cost, allow_unused=True
+        )[0]
+        is None
+    )
 
 
 # --- variance ------------------------------------------------------------------------------------
+
 
 def test_pathwise_has_lower_variance_than_score_function_for_the_gaussian():
     torch.manual_seed(0)
@@ -194,7 +232,9 @@ def test_pathwise_has_lower_variance_than_score_function_for_the_gaussian():
 def test_baseline_keeps_unbiasedness_and_reduces_variance():
     torch.manual_seed(0)
     plain = gaussian_grads("score_function", num_draws=200_000)
-    with_baseline = gaussian_grads("score_function", baseline=MU**2 + SIGMA**2, num_draws=200_000)
+    with_baseline = gaussian_grads(
+        "score_function", baseline=MU**2 + SIGMA**2, num_draws=200_000
+    )
     assert_unbiased(with_baseline, EXACT_GAUSSIAN)
     ratio = with_baseline.var(0) / plain.var(0)
     assert torch.all(ratio < 0.6), ratio  # measured about 0.28 (mu) and 0.46 (sigma)
@@ -215,7 +255,9 @@ def test_per_latent_costs_reduce_variance():
 
     def surrogate(p, per_latent):
         q = Bernoulli(logits=p)
-        cost = (lambda z: z * weights) if per_latent else (lambda z: (z * weights).sum(-1))
+        cost = (
+            (lambda z: z * weights) if per_latent else (lambda z: (z * weights).sum(-1))
+        )
         return score_function_surrogate(cost, q)
 
     torch.manual_seed(0)
@@ -229,9 +271,11 @@ def test_per_latent_costs_reduce_variance():
 
 # --- the moving-average baseline -----------------------------------------------------------------
 
+
 def test_moving_average_baseline_update_semantics():
     baseline = MovingAverageBaseline(beta=0.9)
-    assert baseline.value.item() == 0.0  # starts at zero, like Pyro's decaying average baseline
+    # starts at zero, like Pyro's decaying average baseline
+    assert baseline.value.item() == 0.0
     for k in range(1, 6):
         returned = baseline.update(10.0)
         assert returned is baseline.value
@@ -257,6 +301,7 @@ def test_moving_average_baseline_rejects_bad_beta(beta):
 
 # --- helpers and errors --------------------------------------------------------------------------
 
+
 def test_enumerated_expectation_is_the_weighted_sum():
     logits = torch.tensor([[0.0, 1.0, -1.0], [2.0, 0.0, 0.0]])
     costs = torch.tensor([1.0, 5.0, -2.0])
@@ -269,7 +314,9 @@ def test_enumerated_expectation_is_the_weighted_sum():
 
 def test_gradient_samples_returns_one_gradient_per_copy():
     p = torch.tensor([1.0, -2.0])
-    (g,) = gradient_samples(lambda c: (c**2 * torch.arange(1.0, 4.0).unsqueeze(1)).sum(), [p], 3)
+    (g,) = gradient_samples(
+        lambda c: (c**2 * torch.arange(1.0, 4.0).unsqueeze(1)).sum(), [p], 3
+    )
     assert torch.equal(g, 2 * p * torch.arange(1.0, 4.0).unsqueeze(1))
     with pytest.raises(ValueError, match="scalar"):
         gradient_samples(lambda c: c, [p], 3)
@@ -283,7 +330,8 @@ def test_pathwise_rejects_a_distribution_without_rsample():
 def test_score_function_rejects_costs_that_do_not_line_up():
     q = Bernoulli(logits=torch.zeros(3, 2))
     with pytest.raises(ValueError, match="does not line up"):
-        score_function_surrogate(lambda z: z.sum(-2), q, num_samples=4)  # shape (4, 2): wrong dims
+        # shape (4, 2): wrong dims
+        score_function_surrogate(lambda z: z.sum(-2), q, num_samples=4)
     # one cost per draw, and one per leading batch dim, are both fine
     score_function_surrogate(lambda z: z.sum((-2, -1)), q, num_samples=4)
     score_function_surrogate(lambda z: z.sum(-1), q, num_samples=4)

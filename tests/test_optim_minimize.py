@@ -24,8 +24,11 @@ def quadratic_problem():
 
 def mixed(theta: torch.Tensor) -> torch.Tensor:
     """A smooth, non-quadratic function of three parameters that mixes them."""
-    return torch.log1p(torch.exp(theta[0] * theta[1] - theta[2])) + 0.5 * (theta**2).sum() \
+    return (
+        torch.log1p(torch.exp(theta[0] * theta[1] - theta[2]))
+        + 0.5 * (theta**2).sum()
         + torch.sin(theta[0] * theta[2])
+    )
 
 
 def central_difference(fn, theta: torch.Tensor, h: float = 1e-6) -> torch.Tensor:
@@ -37,14 +40,20 @@ def central_difference(fn, theta: torch.Tensor, h: float = 1e-6) -> torch.Tensor
     return grad
 
 
-@pytest.mark.parametrize("optimizer, lr, num_steps, tol", [
-    ("sgd", 0.1, 500, 1e-10),         # rates |1 - 0.1 a| <= 0.9: 0.9^500 ~ 1e-23
-    ("adam", 0.05, 3000, 1e-6),
-    (torch.optim.SGD, 0.2, 300, 1e-10),  # a torch.optim class; 0.2 * 9 = 1.8 < 2: still converges
-])
+@pytest.mark.parametrize(
+    "optimizer, lr, num_steps, tol",
+    [
+        ("sgd", 0.1, 500, 1e-10),  # rates |1 - 0.1 a| <= 0.9: 0.9^500 ~ 1e-23
+        ("adam", 0.05, 3000, 1e-6),
+        # a torch.optim class; 0.2 * 9 = 1.8 < 2: still converges
+        (torch.optim.SGD, 0.2, 300, 1e-10),
+    ],
+)
 def test_quadratic_reaches_known_minimiser(optimizer, lr, num_steps, tol):
     theta, c, loss_fn = quadratic_problem()
-    history = minimize(loss_fn, [theta], optimizer=optimizer, lr=lr, num_steps=num_steps)
+    history = minimize(
+        loss_fn, [theta], optimizer=optimizer, lr=lr, num_steps=num_steps
+    )
     assert torch.allclose(theta.detach(), c, rtol=0, atol=tol)
     assert abs(loss_fn().item() - 1.0) < tol
     assert len(history) == num_steps
@@ -72,10 +81,18 @@ def test_sgd_iterates_equal_hand_written_update():
 
     theta = theta0.clone().requires_grad_(True)
     iterates = []
-    minimize(lambda: mixed(theta), [theta], optimizer="sgd", lr=lr, num_steps=num_steps,
-             callback=lambda step, loss: iterates.append(theta.detach().clone()))
+    minimize(
+        lambda: mixed(theta),
+        [theta],
+        optimizer="sgd",
+        lr=lr,
+        num_steps=num_steps,
+        callback=lambda step, loss: iterates.append(theta.detach().clone()),
+    )
     assert len(iterates) == num_steps
-    assert torch.allclose(torch.stack(iterates), torch.stack(hand_iterates), rtol=0, atol=1e-12)
+    assert torch.allclose(
+        torch.stack(iterates), torch.stack(hand_iterates), rtol=0, atol=1e-12
+    )
     # The iterates really move: the comparison is not between two constant sequences.
     assert (iterates[-1] - theta0).abs().max() > 0.1
 
@@ -83,7 +100,9 @@ def test_sgd_iterates_equal_hand_written_update():
 def test_sgd_on_one_dimensional_quadratic_is_geometric():
     # f(x) = x^2 / 2 + 1: x_t = (1 - lr)^t x_0 and history[t] = f(x_t).
     x = torch.tensor(3.0, dtype=DTYPE, requires_grad=True)
-    history = minimize(lambda: 0.5 * x**2 + 1, [x], optimizer="sgd", lr=0.1, num_steps=40)
+    history = minimize(
+        lambda: 0.5 * x**2 + 1, [x], optimizer="sgd", lr=0.1, num_steps=40
+    )
     for t, value in enumerate(history):
         assert value == pytest.approx(0.5 * (0.9**t * 3.0) ** 2 + 1, abs=1e-12)
     assert x.item() == pytest.approx(0.9**40 * 3.0, abs=1e-12)
@@ -98,16 +117,27 @@ def test_mle_of_normal_with_constrained_scale_matches_closed_form():
 
     def nll():
         scale = to_positive(unconstrained_scale)
-        return ((data - loc) ** 2 / (2 * scale**2) + torch.log(scale)).mean() + 0.5 * math.log(2 * math.pi)
+        return (
+            (data - loc) ** 2 / (2 * scale**2) + torch.log(scale)
+        ).mean() + 0.5 * math.log(2 * math.pi)
 
-    history = minimize(nll, [loc, unconstrained_scale], optimizer="adam", lr=0.05, num_steps=1500)
+    history = minimize(
+        nll, [loc, unconstrained_scale], optimizer="adam", lr=0.05, num_steps=1500
+    )
     assert loc.item() == pytest.approx(data.mean().item(), abs=1e-5)
-    assert to_positive(unconstrained_scale).item() == pytest.approx(data.std(correction=0).item(), abs=1e-5)
+    assert to_positive(unconstrained_scale).item() == pytest.approx(
+        data.std(correction=0).item(), abs=1e-5
+    )
     # The biased (divide by N) standard deviation, not the unbiased one, is the MLE.
-    assert abs(to_positive(unconstrained_scale).item() - data.std(correction=1).item()) > 1e-4
+    assert (
+        abs(to_positive(unconstrained_scale).item() - data.std(correction=1).item())
+        > 1e-4
+    )
     # The final loss is the closed-form minimum of the negative log likelihood.
     sigma_hat = data.std(correction=0).item()
-    assert history[-1] == pytest.approx(math.log(sigma_hat) + 0.5 + 0.5 * math.log(2 * math.pi), abs=1e-8)
+    assert history[-1] == pytest.approx(
+        math.log(sigma_hat) + 0.5 + 0.5 * math.log(2 * math.pi), abs=1e-8
+    )
 
 
 @given(st.lists(st.floats(min_value=-2.0, max_value=2.0), min_size=3, max_size=3))
@@ -156,8 +186,14 @@ def test_history_length_and_monotone_decrease_for_convex_problem_with_small_step
 def test_callback_sees_every_step_and_its_loss():
     theta, _, loss_fn = quadratic_problem()
     seen = []
-    history = minimize(loss_fn, [theta], optimizer="adam", lr=0.1, num_steps=25,
-                       callback=lambda step, loss: seen.append((step, loss)))
+    history = minimize(
+        loss_fn,
+        [theta],
+        optimizer="adam",
+        lr=0.1,
+        num_steps=25,
+        callback=lambda step, loss: seen.append((step, loss)),
+    )
     assert seen == list(enumerate(history))
 
 
@@ -165,7 +201,12 @@ def test_progress_bar_does_not_change_the_result():
     runs = []
     for progress in (False, True):
         theta, _, loss_fn = quadratic_problem()
-        runs.append((minimize(loss_fn, [theta], lr=0.1, num_steps=30, progress=progress), theta.detach()))
+        runs.append(
+            (
+                minimize(loss_fn, [theta], lr=0.1, num_steps=30, progress=progress),
+                theta.detach(),
+            )
+        )
     assert runs[0][0] == runs[1][0]
     assert torch.equal(runs[0][1], runs[1][1])
 
@@ -177,7 +218,11 @@ def test_optimizer_factory_and_keyword_options_agree():
         ("sgd", {"momentum": 0.9}),
     ]:
         theta, _, loss_fn = quadratic_problem()
-        histories.append(minimize(loss_fn, [theta], optimizer=optimizer, lr=0.01, num_steps=50, **kwargs))
+        histories.append(
+            minimize(
+                loss_fn, [theta], optimizer=optimizer, lr=0.01, num_steps=50, **kwargs
+            )
+        )
     assert histories[0] == histories[1]
     theta, _, loss_fn = quadratic_problem()
     plain = minimize(loss_fn, [theta], optimizer="sgd", lr=0.01, num_steps=50)
@@ -188,19 +233,34 @@ def test_stochastic_loss_is_reproducible_with_a_seed():
     def run():
         torch.manual_seed(3)
         theta = torch.zeros(2, dtype=DTYPE, requires_grad=True)
-        noise_loss = lambda: ((theta - torch.randn(2, dtype=DTYPE)) ** 2).sum()  # noqa: E731
+        noise_loss = lambda: ((theta - torch.randn(2, dtype=DTYPE)) ** 2).sum()
         return minimize(noise_loss, [theta], lr=0.05, num_steps=20), theta.detach()
 
     (h1, t1), (h2, t2) = run(), run()
     assert h1 == h2 and torch.equal(t1, t2)
 
 
-@pytest.mark.parametrize("make_params, loss, message", [
-    (lambda: [], lambda p: torch.tensor(0.0), "params is empty"),
-    (lambda: [torch.tensor(1.0)], lambda p: p[0] ** 2, r"params\[0\] must be a leaf tensor"),
-    (lambda: [torch.tensor(1.0, requires_grad=True) * 2], lambda p: p[0] ** 2, r"params\[0\] must be a leaf"),
-    (lambda: [torch.ones(3, requires_grad=True)], lambda p: p[0] ** 2, "must return a scalar tensor"),
-])
+@pytest.mark.parametrize(
+    "make_params, loss, message",
+    [
+        (lambda: [], lambda p: torch.tensor(0.0), "params is empty"),
+        (
+            lambda: [torch.tensor(1.0)],
+            lambda p: p[0] ** 2,
+            r"params\[0\] must be a leaf tensor",
+        ),
+        (
+            lambda: [torch.tensor(1.0, requires_grad=True) * 2],
+            lambda p: p[0] ** 2,
+            r"params\[0\] must be a leaf",
+        ),
+        (
+            lambda: [torch.ones(3, requires_grad=True)],
+            lambda p: p[0] ** 2,
+            "must return a scalar tensor",
+        ),
+    ],
+)
 def test_bad_input_gets_a_clear_error(make_params, loss, message):
     params = make_params()
     with pytest.raises(ValueError, match=message):

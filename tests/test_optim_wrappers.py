@@ -27,7 +27,11 @@ def clean_store():
     ppl.clear_param_store()
 
 
-TARGETS = {"a": torch.tensor([1.0, -2.0, 3.0]), "b": torch.tensor(0.5), "c": torch.tensor([[2.0, -1.0]])}
+TARGETS = {
+    "a": torch.tensor([1.0, -2.0, 3.0]),
+    "b": torch.tensor(0.5),
+    "c": torch.tensor([[2.0, -1.0]]),
+}
 
 
 def quadratic_grads(params: dict[str, torch.Tensor], step: int) -> None:
@@ -65,19 +69,30 @@ def run_ppl(optim: PyroOptim, schedule, num_steps=20):
     return params, optim
 
 
-ALL = lambda step: ["a", "b", "c"]  # noqa: E731
-LATE_C = lambda step: ["a", "b"] + (["c"] if step >= 7 else [])  # noqa: E731
-SOMETIMES_B = lambda step: ["a", "c"] + (["b"] if step % 3 == 0 else [])  # noqa: E731
+ALL = lambda step: ["a", "b", "c"]
+LATE_C = lambda step: ["a", "b"] + (["c"] if step >= 7 else [])
+SOMETIMES_B = lambda step: ["a", "c"] + (["b"] if step % 3 == 0 else [])
 
 
-@pytest.mark.parametrize("schedule", [ALL, LATE_C, SOMETIMES_B], ids=["all", "late", "sometimes"])
-@pytest.mark.parametrize("wrapper, constructor, kwargs", [
-    (Adam, torch.optim.Adam, {"lr": 0.1}),
-    (Adam, torch.optim.Adam, {"lr": 0.05, "betas": (0.8, 0.99), "weight_decay": 0.01}),
-    (SGD, torch.optim.SGD, {"lr": 0.05}),
-    (SGD, torch.optim.SGD, {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
-])
-def test_same_iterates_as_one_torch_optimizer_per_param(wrapper, constructor, kwargs, schedule):
+@pytest.mark.parametrize(
+    "schedule", [ALL, LATE_C, SOMETIMES_B], ids=["all", "late", "sometimes"]
+)
+@pytest.mark.parametrize(
+    "wrapper, constructor, kwargs",
+    [
+        (Adam, torch.optim.Adam, {"lr": 0.1}),
+        (
+            Adam,
+            torch.optim.Adam,
+            {"lr": 0.05, "betas": (0.8, 0.99), "weight_decay": 0.01},
+        ),
+        (SGD, torch.optim.SGD, {"lr": 0.05}),
+        (SGD, torch.optim.SGD, {"lr": 0.05, "momentum": 0.9, "nesterov": True}),
+    ],
+)
+def test_same_iterates_as_one_torch_optimizer_per_param(
+    wrapper, constructor, kwargs, schedule
+):
     ours, _ = run_ppl(wrapper(kwargs), schedule)
     theirs = run_torch(constructor, kwargs, schedule)
     for name in TARGETS:
@@ -118,7 +133,9 @@ def test_callable_optim_args_one_argument_gets_the_param_name():
         a.grad = b.grad = None
     lrs = sorted(group["lr"] for group in optim.optimizer.param_groups)
     assert lrs == [0.01, 0.1]
-    reference = run_torch(torch.optim.SGD, {"lr": 0.01}, lambda step: ["b"], num_steps=3)
+    reference = run_torch(
+        torch.optim.SGD, {"lr": 0.01}, lambda step: ["b"], num_steps=3
+    )
     torch.testing.assert_close(b.detach(), reference["b"].detach())
 
 
@@ -157,7 +174,9 @@ def test_optim_args_must_be_a_dict_or_a_function():
 def test_params_with_different_settings_get_their_own_groups_with_torch_defaults():
     a = ppl.param("a", torch.zeros(3))
     b = ppl.param("b", torch.tensor(0.0))
-    optim = Adam(lambda name: {"lr": 0.1, "betas": (0.5, 0.5)} if name == "a" else {"lr": 0.2})
+    optim = Adam(
+        lambda name: {"lr": 0.1, "betas": (0.5, 0.5)} if name == "a" else {"lr": 0.2}
+    )
     a.grad, b.grad = torch.ones(3), torch.ones(())
     optim([a, b])
     groups = {len(g["params"][0].shape): g for g in optim.optimizer.param_groups}
@@ -173,11 +192,20 @@ def test_clip_args_clip_each_params_gradient_norm():
     torch.testing.assert_close(params["a"].detach(), torch.tensor([-3.0, -4.0, 0.0]))
 
 
-@pytest.mark.parametrize("settings", [
-    {"lr": 0.05},
-    {"lr": 0.1, "lrd": 0.95, "clip_norm": 0.5},
-    {"lr": 0.1, "lrd": 0.99, "clip_norm": 2.0, "weight_decay": 0.1, "centered_variance": True},
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"lr": 0.05},
+        {"lr": 0.1, "lrd": 0.95, "clip_norm": 0.5},
+        {
+            "lr": 0.1,
+            "lrd": 0.99,
+            "clip_norm": 2.0,
+            "weight_decay": 0.1,
+            "centered_variance": True,
+        },
+    ],
+)
 def test_clipped_adam_matches_pyros(settings):
     ours, _ = run_ppl(ClippedAdam(settings), LATE_C, num_steps=25)
     theirs = run_torch(PyroClippedAdam, settings, LATE_C, num_steps=25)
@@ -187,12 +215,16 @@ def test_clipped_adam_matches_pyros(settings):
 
 def test_clipped_adam_clips_elements_and_decays_the_learning_rate():
     p = torch.zeros(2, requires_grad=True)
-    optimizer = ClippedAdamOptimizer([p], lr=0.1, clip_norm=1.0, lrd=0.5, betas=(0.0, 0.0))
+    optimizer = ClippedAdamOptimizer(
+        [p], lr=0.1, clip_norm=1.0, lrd=0.5, betas=(0.0, 0.0)
+    )
     # betas 0: the update is lr * g / |g| with the clipped g = (1, -0.25): a plain sign step
     p.grad = torch.tensor([10.0, -0.25])
     optimizer.step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
-    torch.testing.assert_close(p.detach(), torch.tensor([-0.05, 0.05]), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(
+        p.detach(), torch.tensor([-0.05, 0.05]), rtol=1e-5, atol=1e-7
+    )
     p.grad = torch.tensor([0.0, 3.0])
     optimizer.step()
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.025)
@@ -203,7 +235,9 @@ def test_clipped_adam_rejects_bad_settings():
         ClippedAdamOptimizer([torch.zeros(1, requires_grad=True)], clip_norm=0.0)
 
 
-@pytest.mark.parametrize("wrapper, settings", [(Adam, {"lr": 0.1}), (ClippedAdam, {"lr": 0.1, "lrd": 0.9})])
+@pytest.mark.parametrize(
+    "wrapper, settings", [(Adam, {"lr": 0.1}), (ClippedAdam, {"lr": 0.1, "lrd": 0.9})]
+)
 def test_get_state_then_set_state_continues_the_same_run(wrapper, settings):
     def store_params():
         return {n: ppl.param(n, torch.zeros_like(TARGETS[n])) for n in TARGETS}
@@ -229,9 +263,12 @@ def test_get_state_then_set_state_continues_the_same_run(wrapper, settings):
     second.set_state(state)
     steps(second, params, 5, 12)
     for name in TARGETS:
-        torch.testing.assert_close(params[name].detach(), straight[name], rtol=0, atol=0)
+        torch.testing.assert_close(
+            params[name].detach(), straight[name], rtol=0, atol=0
+        )
 
-    steps(first, params, 5, 6)  # the saved state is a copy: stepping first leaves it unchanged
+    # the saved state is a copy: stepping first leaves it unchanged
+    steps(first, params, 5, 6)
     assert int(state["a"]["state"][0]["step"]) == 5
 
 
@@ -259,7 +296,8 @@ def test_get_state_is_in_pyros_per_param_format():
         a.grad = None
     fresh = torch.zeros(3, requires_grad=True)
     reference = torch.optim.Adam([fresh], lr=0.1)
-    reference.load_state_dict(optim.get_state()["a"])  # torch reads it as its own state_dict
+    # torch reads it as its own state_dict
+    reference.load_state_dict(optim.get_state()["a"])
     with torch.no_grad():
         fresh.copy_(a)
     quadratic_grads({"a": a}, 3)
@@ -275,15 +313,34 @@ def test_get_state_is_in_pyros_per_param_format():
 
 def everything(optim: PyroOptim, params: dict[str, torch.Tensor]) -> dict:
     """Deep copies of what an update may change: values, per-param state, group settings."""
+
     def copy(value):
         return value.detach().clone() if isinstance(value, torch.Tensor) else value
+
     torch_optim = optim.optimizer
-    state = {} if torch_optim is None else {
-        n: {k: copy(v) for k, v in torch_optim.state[p].items()} for n, p in params.items() if p in torch_optim.state}
-    groups = [] if torch_optim is None else [
-        {k: copy(v) for k, v in g.items() if k != "params"} | {"params": [id(p) for p in g["params"]]}
-        for g in torch_optim.param_groups]
-    return {"values": {n: copy(p) for n, p in params.items()}, "state": state, "groups": groups}
+    state = (
+        {}
+        if torch_optim is None
+        else {
+            n: {k: copy(v) for k, v in torch_optim.state[p].items()}
+            for n, p in params.items()
+            if p in torch_optim.state
+        }
+    )
+    groups = (
+        []
+        if torch_optim is None
+        else [
+            {k: copy(v) for k, v in g.items() if k != "params"}
+            | {"params": [id(p) for p in g["params"]]}
+            for g in torch_optim.param_groups
+        ]
+    )
+    return {
+        "values": {n: copy(p) for n, p in params.items()},
+        "state": state,
+        "groups": groups,
+    }
 
 
 def assert_same(before, after) -> None:
@@ -326,7 +383,9 @@ def test_settings_that_torch_rejects_at_the_first_update_leave_the_wrapper_as_it
         optim(list(params.values()))
         for p in params.values():
             p.grad = None
-    reference = run_torch(torch.optim.SGD, {"lr": 0.1}, lambda step: ["a", "b"], num_steps=3)
+    reference = run_torch(
+        torch.optim.SGD, {"lr": 0.1}, lambda step: ["a", "b"], num_steps=3
+    )
     for name, p in params.items():
         torch.testing.assert_close(p.detach(), reference[name].detach(), rtol=0, atol=0)
 
@@ -343,7 +402,9 @@ class FlakyAdam(torch.optim.Adam):
         return loss
 
 
-@pytest.mark.parametrize("late", [False, True], ids=["known-params", "a-new-param-joins"])
+@pytest.mark.parametrize(
+    "late", [False, True], ids=["known-params", "a-new-param-joins"]
+)
 def test_an_optimizer_step_that_raises_changes_nothing(late):
     def run(fail_at):
         params = leaves(TARGETS)
@@ -370,8 +431,14 @@ def test_an_optimizer_step_that_raises_changes_nothing(late):
         torch.testing.assert_close(ours[name], straight[name], rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("wrapper, settings", [(Adam, {"lr": 0.1}), (ClippedAdam, {"lr": 0.1, "lrd": 0.9}),
-                                               (SGD, {"lr": 0.1, "momentum": 0.9})])
+@pytest.mark.parametrize(
+    "wrapper, settings",
+    [
+        (Adam, {"lr": 0.1}),
+        (ClippedAdam, {"lr": 0.1, "lrd": 0.9}),
+        (SGD, {"lr": 0.1, "momentum": 0.9}),
+    ],
+)
 def test_a_param_that_is_not_finite_after_the_update_is_rolled_back(wrapper, settings):
     params = {n: ppl.param(n, torch.zeros_like(TARGETS[n])) for n in ("a", "b")}
     optim = wrapper(settings)
@@ -379,8 +446,11 @@ def test_a_param_that_is_not_finite_after_the_update_is_rolled_back(wrapper, set
         quadratic_grads(params, step)
         optim(list(params.values()))
     before = everything(optim, params)
-    params["b"].grad = torch.tensor(float("nan"))  # a gradient that makes b nan (ClippedAdam clips inf)
-    with pytest.raises(FloatingPointError, match=r"param 'b'.*undone.*learning rate") as info:
+    # a gradient that makes b nan (ClippedAdam clips inf)
+    params["b"].grad = torch.tensor(float("nan"))
+    with pytest.raises(
+        FloatingPointError, match=r"param 'b'.*undone.*learning rate"
+    ) as info:
         optim(list(params.values()))
     assert "'a'" not in str(info.value)
     assert_same(before, everything(optim, params))

@@ -12,8 +12,12 @@ from __future__ import annotations
 import math
 import threading
 
+import pyro  # first imported, with its warning silenced, in conftest.py
+import pyro.distributions as pdist
+import pyro.infer
 import pytest
 import torch
+from pyro import poutine as pyro_poutine
 
 import ppl
 import ppl.distributions as dist
@@ -22,13 +26,8 @@ from ppl import handlers as poutine
 from ppl.distributions import constraints
 from ppl.infer import SVI, Trace_ELBO, TraceMeanField_ELBO
 from ppl.infer.trace_elbo import check_model_guide_match
-from ppl.primitives import DIM_ALLOCATOR, DimAllocator
+from ppl.plates import DIM_ALLOCATOR, DimAllocator
 from ppl.runtime import get_stack
-
-import pyro  # first imported, with its warning silenced, in conftest.py
-import pyro.distributions as pdist
-import pyro.infer
-from pyro import poutine as pyro_poutine
 
 pytestmark = pytest.mark.usefixtures("clean_state")
 
@@ -67,6 +66,7 @@ def single(P, D):
         with P.plate("data", len(DATA5)) as idx:
             P.sample("obs", D.Normal(loc, 1.0), obs=DATA5)
         return idx
+
     return model
 
 
@@ -83,6 +83,7 @@ def nested_auto(P, D):
         with P.plate("pairs", len(PAIRS)):
             P.sample("pair", D.Normal(g, 1.0).expand([2]).to_event(1), obs=PAIRS)
         P.sample("after", D.Normal(g, 1.0))
+
     return model
 
 
@@ -92,10 +93,12 @@ def explicit_dims(P, D):
             with P.plate("b", 5):
                 P.sample("x", D.Normal(0.0, 1.0))
                 P.sample("y", D.Normal(0.0, 1.0).expand([4]).to_event(1))
-            P.sample("z", D.Normal(torch.zeros(3), 1.0))  # its own batch dim -1, free outside b
+            # its own batch dim -1, free outside b
+            P.sample("z", D.Normal(torch.zeros(3), 1.0))
             with P.plate("c", 3, dim=-2):
                 P.sample("w", D.Gamma(2.0, 1.0))
         P.sample("outside", D.Normal(0.0, 1.0).expand([3]).to_event(1))
+
     return model
 
 
@@ -108,11 +111,13 @@ def sequential(P, D):
             with P.plate(f"inner_{j}", 4):
                 P.sample(f"t_{j}", D.Normal(0.0, 1.0))
             P.sample(f"u_{j}", D.Normal(0.0, 1.0).expand([2]).to_event(1))
+
     return model
 
 
 def subsampled(P, D):
     x = torch.arange(10.0) / 3
+
     def model():
         loc = P.sample("loc", D.Normal(0.0, 1.0))
         with P.plate("given", 10, subsample=torch.tensor([7, 2, 5])) as idx:
@@ -121,15 +126,24 @@ def subsampled(P, D):
             P.sample("obs_drawn", D.Normal(loc, 1.0), obs=x[idx])
             with P.plate("inner", 6, subsample_size=2):
                 P.sample("both", D.Normal(loc, 1.0))
+
     return model
 
 
-PROGRAMS = {"single": single, "nested_auto": nested_auto, "explicit_dims": explicit_dims,
-            "sequential": sequential, "subsampled": subsampled}
+PROGRAMS = {
+    "single": single,
+    "nested_auto": nested_auto,
+    "explicit_dims": explicit_dims,
+    "sequential": sequential,
+    "subsampled": subsampled,
+}
 
 
 def frames(site):
-    return tuple((f.name, f.dim, f.size, f.counter, f.full_size) for f in site["cond_indep_stack"])
+    return tuple(
+        (f.name, f.dim, f.size, f.counter, f.full_size)
+        for f in site["cond_indep_stack"]
+    )
 
 
 def summary(tr):
@@ -140,11 +154,15 @@ def summary(tr):
             out[name] = site["type"]
             continue
         fn = site["fn"]
-        out[name] = {"fn": type(fn).__name__, "value_shape": tuple(site["value"].shape),
-                     "batch_shape": tuple(getattr(fn, "batch_shape", ())),
-                     "event_shape": tuple(getattr(fn, "event_shape", ())),
-                     "frames": frames(site), "scale": float(site["scale"]),
-                     "is_observed": site["is_observed"]}
+        out[name] = {
+            "fn": type(fn).__name__,
+            "value_shape": tuple(site["value"].shape),
+            "batch_shape": tuple(getattr(fn, "batch_shape", ())),
+            "event_shape": tuple(getattr(fn, "event_shape", ())),
+            "frames": frames(site),
+            "scale": float(site["scale"]),
+            "is_observed": site["is_observed"],
+        }
     return list(tr.nodes), out
 
 
@@ -157,6 +175,7 @@ def traces_of(name, seed=0):
 
 
 # --- shapes and frames: the same as Pyro's -------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", list(PROGRAMS))
 def test_sites_shapes_and_frames_equal_pyros(name):
@@ -172,14 +191,20 @@ def test_same_seed_draws_the_same_values_as_pyro(name):
     ours, theirs = traces_of(name, seed=3)
     for site_name, site in ours.nodes.items():
         if site["type"] == "sample":
-            torch.testing.assert_close(site["value"], theirs.nodes[site_name]["value"], rtol=0, atol=0)
+            torch.testing.assert_close(
+                site["value"], theirs.nodes[site_name]["value"], rtol=0, atol=0
+            )
 
 
 @pytest.mark.parametrize("name", list(PROGRAMS))
 def test_log_densities_equal_pyros_for_the_same_values(name):
     ours, _ = traces_of(name, seed=1)
-    latents = {n: s["value"] for n, s in ours.nodes.items()
-               if s["type"] == "sample" and not s["is_observed"]}  # plates' indices included
+    latents = {
+        n: s["value"]
+        for n, s in ours.nodes.items()
+        # plates' indices included
+        if s["type"] == "sample" and not s["is_observed"]
+    }
     tr = {}
     for key, (P, D, H) in LIBS.items():
         P.set_rng_seed(2)  # a different seed: the values come from the condition
@@ -188,31 +213,50 @@ def test_log_densities_equal_pyros_for_the_same_values(name):
     torch.testing.assert_close(tr["ppl"].log_prob_sum(), tr["pyro"].log_prob_sum())
     for site_name, site in tr["ppl"].nodes.items():
         if site["type"] == "sample":
-            torch.testing.assert_close(site["log_prob"], tr["pyro"].nodes[site_name]["log_prob"])
+            torch.testing.assert_close(
+                site["log_prob"], tr["pyro"].nodes[site_name]["log_prob"]
+            )
 
 
 def test_shapes_read_off_the_plates():
     # the chapter's rules, spelled out once, independently of Pyro
     tr = poutine.trace(explicit_dims(ppl, dist)).get_trace()
-    shapes = {n: tuple(s["value"].shape) for n, s in tr.nodes.items() if s["type"] == "sample"}
-    assert shapes == {"a": (2,), "b": (5,), "x": (2, 1, 5), "y": (2, 1, 5, 4), "z": (2, 1, 3),
-                      "c": (3,), "w": (2, 3, 1), "outside": (3,)}
+    shapes = {
+        n: tuple(s["value"].shape) for n, s in tr.nodes.items() if s["type"] == "sample"
+    }
+    assert shapes == {
+        "a": (2,),
+        "b": (5,),
+        "x": (2, 1, 5),
+        "y": (2, 1, 5, 4),
+        "z": (2, 1, 3),
+        "c": (3,),
+        "w": (2, 3, 1),
+        "outside": (3,),
+    }
     tr = poutine.trace(nested_auto(ppl, dist)).get_trace()
     assert frames(tr.nodes["vec"]) == (("cols", -1, 3, 0, 3), ("rows", -2, 2, 0, 2))
-    assert tr.nodes["vec"]["fn"].batch_shape == (2, 3) and tr.nodes["vec"]["fn"].event_shape == (4,)
+    assert tr.nodes["vec"]["fn"].batch_shape == (2, 3) and tr.nodes["vec"][
+        "fn"
+    ].event_shape == (4,)
     assert frames(tr.nodes["after"]) == () and frames(tr.nodes["g"]) == ()
 
 
 def test_sequential_plate_frames_have_no_dim_and_count_iterations():
     tr = poutine.trace(sequential(ppl, dist)).get_trace()
     assert [frames(tr.nodes[f"s_{i}"]) for i in range(3)] == [
-        (("groups", -1, 2, 0, 2), ("steps", None, 3, i + 1, 3)) for i in range(3)]
+        (("groups", -1, 2, 0, 2), ("steps", None, 3, i + 1, 3)) for i in range(3)
+    ]
     assert tr.nodes["s_2"]["value"].shape == (2,)
-    assert frames(tr.nodes["t_1"]) == (("loop", None, 2, 2, 2), ("inner_1", -1, 4, 0, 4))
+    assert frames(tr.nodes["t_1"]) == (
+        ("loop", None, 2, 2, 2),
+        ("inner_1", -1, 4, 0, 4),
+    )
     assert [f.vectorized for f in tr.nodes["t_1"]["cond_indep_stack"]] == [False, True]
 
 
 # --- indices, subsampling, scale, replay ---------------------------------------------------------
+
 
 def test_plate_yields_its_indices_and_expands_sites_inside():
     with ppl.plate("data", 4) as idx:
@@ -248,14 +292,23 @@ def test_scale_is_size_over_subsample_size_and_multiplies_when_nested():
     ppl.set_rng_seed(0)
     tr = poutine.trace(subsampled(ppl, dist)).get_trace()
     scales = {n: s["scale"] for n, s in tr.nodes.items() if s["type"] == "sample"}
-    assert scales == {"loc": 1.0, "given": 1.0, "obs_given": pytest.approx(10 / 3), "drawn": 1.0,
-                      "obs_drawn": 2.5, "inner": 2.5, "both": pytest.approx(2.5 * 3)}
+    assert scales == {
+        "loc": 1.0,
+        "given": 1.0,
+        "obs_given": pytest.approx(10 / 3),
+        "drawn": 1.0,
+        "obs_drawn": 2.5,
+        "inner": 2.5,
+        "both": pytest.approx(2.5 * 3),
+    }
     # and the log joint uses them: each site's log-density sum is scaled
     tr.compute_log_prob()
     for name in ("obs_given", "obs_drawn", "both"):
         site = tr.nodes[name]
-        torch.testing.assert_close(site["log_prob_sum"],
-                                   site["scale"] * site["fn"].log_prob(site["value"]).sum())
+        torch.testing.assert_close(
+            site["log_prob_sum"],
+            site["scale"] * site["fn"].log_prob(site["value"]).sum(),
+        )
 
 
 def test_explicit_subsample_indices_are_used_and_recorded():
@@ -269,7 +322,11 @@ def test_explicit_subsample_indices_are_used_and_recorded():
     tr = poutine.trace(model).get_trace()
     assert torch.equal(tr.nodes["_RETURN"]["value"], idx)
     site = tr.nodes["data"]
-    assert site["type"] == "sample" and torch.equal(site["value"], idx) and not site["is_observed"]
+    assert (
+        site["type"] == "sample"
+        and torch.equal(site["value"], idx)
+        and not site["is_observed"]
+    )
     assert type(site["fn"]).__name__ == "_Subsample"
     assert tr.nodes["x"]["value"].shape == (3,)
     assert tr.nodes["x"]["scale"] == pytest.approx(10 / 3)
@@ -283,7 +340,10 @@ def test_the_plate_site_adds_nothing_to_the_log_joint():
     assert torch.equal(site["value"], torch.arange(5))
     assert float(site["fn"].log_prob(site["value"])) == 0.0
     loc = tr.nodes["loc"]["value"]
-    expected = dist.Normal(0.0, 2.0).log_prob(loc) + dist.Normal(loc, 1.0).log_prob(DATA5).sum()
+    expected = (
+        dist.Normal(0.0, 2.0).log_prob(loc)
+        + dist.Normal(loc, 1.0).log_prob(DATA5).sum()
+    )
     torch.testing.assert_close(tr.log_prob_sum(), expected)
 
 
@@ -300,6 +360,7 @@ def minibatch_pair(P, D, model_b=3, guide_b=3):
         with P.plate("data", 8, subsample_size=guide_b) as idx:
             P.sample("z", D.Normal(x[idx], 1.0))
         return idx
+
     return model, guide
 
 
@@ -312,12 +373,18 @@ def test_replay_gives_the_model_the_guides_minibatch():
         model_trace = H.trace(H.replay(model, trace=guide_trace)).get_trace()
         assert torch.equal(model_trace.nodes["_RETURN"]["value"], guide_idx)
         assert torch.equal(model_trace.nodes["obs"]["value"], guide_idx.float())
-        assert torch.equal(model_trace.nodes["z"]["value"], guide_trace.nodes["z"]["value"])
+        assert torch.equal(
+            model_trace.nodes["z"]["value"], guide_trace.nodes["z"]["value"]
+        )
         # without replay, the model draws a minibatch of its own
-        assert not torch.equal(H.trace(model).get_trace().nodes["data"]["value"], guide_idx)
+        assert not torch.equal(
+            H.trace(model).get_trace().nodes["data"]["value"], guide_idx
+        )
     model, guide = minibatch_pair(ppl, dist, model_b=4)
     with pytest.raises(ValueError, match="plate 'data'.*subsample_size=4"):
-        poutine.trace(poutine.replay(model, trace=poutine.trace(guide).get_trace())).get_trace()
+        poutine.trace(
+            poutine.replay(model, trace=poutine.trace(guide).get_trace())
+        ).get_trace()
     assert_clean()
 
 
@@ -350,15 +417,18 @@ def test_subsampled_log_likelihood_is_unbiased():
 
 # --- local params -------------------------------------------------------------------------------
 
+
 def local_params(P, D):
     def model():
         with P.plate("data", 6, subsample_size=3) as idx:
             a = P.param("a", torch.arange(6.0), event_dim=0)
             v = P.param("v", torch.arange(12.0).reshape(6, 2), event_dim=1)
-            shared = P.param("shared", torch.tensor([0.5]), event_dim=0)  # size 1: broadcast
+            # size 1: broadcast
+            shared = P.param("shared", torch.tensor([0.5]), event_dim=0)
             with P.plate("inner", 4, subsample_size=2, dim=-2) as jdx:
                 m = P.param("m", torch.arange(24.0).reshape(4, 6), event_dim=0)
         return idx, jdx, a, v, shared, m
+
     return model
 
 
@@ -367,8 +437,10 @@ def test_local_params_return_the_minibatch_rows_as_pyro_does():
     for key, (P, D, H) in LIBS.items():
         P.set_rng_seed(4)
         tr = H.trace(local_params(P, D)).get_trace()
-        results[key] = tr.nodes["_RETURN"]["value"], {n: tuple(tr.nodes[n]["value"].shape)
-                                                      for n in ("a", "v", "shared", "m")}
+        results[key] = (
+            tr.nodes["_RETURN"]["value"],
+            {n: tuple(tr.nodes[n]["value"].shape) for n in ("a", "v", "shared", "m")},
+        )
     (idx, jdx, a, v, shared, m), recorded = results["ppl"]
     torch.testing.assert_close(a, torch.arange(6.0)[idx])
     torch.testing.assert_close(v, torch.arange(12.0).reshape(6, 2)[idx])
@@ -376,7 +448,8 @@ def test_local_params_return_the_minibatch_rows_as_pyro_does():
     torch.testing.assert_close(m, torch.arange(24.0).reshape(4, 6)[jdx][:, idx])
     for ours, theirs in zip(results["ppl"][0], results["pyro"][0]):
         torch.testing.assert_close(ours, theirs)
-    assert recorded == results["pyro"][1]  # the trace records the whole param, as Pyro's does
+    # the trace records the whole param, as Pyro's does
+    assert recorded == results["pyro"][1]
 
 
 def test_local_param_gradient_reaches_only_the_minibatch_rows():
@@ -405,8 +478,11 @@ def test_local_param_of_the_wrong_size_names_the_param(shape, event_dim):
 
 
 @pytest.mark.parametrize("subsample_size", [None, 2])
-@pytest.mark.parametrize("make_init", [lambda shape: torch.zeros(shape), lambda shape: lambda: torch.zeros(shape)],
-                         ids=["tensor", "callable"])
+@pytest.mark.parametrize(
+    "make_init",
+    [lambda shape: torch.zeros(shape), lambda shape: lambda: torch.zeros(shape)],
+    ids=["tensor", "callable"],
+)
 def test_a_local_param_of_the_wrong_shape_is_not_stored(make_init, subsample_size):
     # The error comes before the store keeps the value: the corrected program then just runs.
     def model(shape):
@@ -426,7 +502,9 @@ def test_a_local_param_of_the_wrong_shape_is_not_stored(make_init, subsample_siz
 
 @pytest.mark.parametrize("event_dim", [-1, 0.5, True])
 def test_a_local_param_with_a_bad_event_dim_names_the_param(event_dim):
-    with pytest.raises(ValueError, match=r"param 'loc': event_dim must be a non-negative int"):
+    with pytest.raises(
+        ValueError, match=r"param 'loc': event_dim must be a non-negative int"
+    ):
         with ppl.plate("p", 3):
             ppl.param("loc", torch.zeros(3, 3), event_dim=event_dim)
     assert "loc" not in ppl.get_param_store()
@@ -435,12 +513,15 @@ def test_a_local_param_with_a_bad_event_dim_names_the_param(event_dim):
 
 # --- errors ---------------------------------------------------------------------------------------
 
+
 def test_size_disagreeing_with_the_batch_dim_names_site_and_plate():
     def model():
         with ppl.plate("data", 3):
             ppl.sample("x", dist.Normal(torch.zeros(4), 1.0))
 
-    with pytest.raises(ValueError, match=r"site 'x'.*plate 'data' of size 3.*batch_shape \(4,\)"):
+    with pytest.raises(
+        ValueError, match=r"site 'x'.*plate 'data' of size 3.*batch_shape \(4,\)"
+    ):
         poutine.trace(model).get_trace()
     assert_clean()
 
@@ -449,7 +530,9 @@ def test_size_disagreeing_with_the_batch_dim_names_site_and_plate():
             with ppl.plate("inner", 3):
                 ppl.sample("y", dist.Normal(torch.zeros(5, 1), 1.0))
 
-    with pytest.raises(ValueError, match=r"site 'y'.*plate 'inner' of size 3 at dim -2"):
+    with pytest.raises(
+        ValueError, match=r"site 'y'.*plate 'inner' of size 3 at dim -2"
+    ):
         nested()
     assert_clean()
     with pytest.raises(ValueError):  # Pyro refuses it too
@@ -520,12 +603,17 @@ def test_observed_value_of_the_wrong_shape_inside_a_plate_names_the_site():
 
 # --- exception safety ------------------------------------------------------------------------------
 
+
 def test_an_exception_inside_nested_plates_leaves_nothing_behind():
     def model():
         with ppl.plate("outer", 2):
             with ppl.plate("middle", 3, dim=-3):
                 with ppl.plate("inner", 4):
-                    assert DIM_ALLOCATOR.active == {-1: "outer", -2: "inner", -3: "middle"}
+                    assert DIM_ALLOCATOR.active == {
+                        -1: "outer",
+                        -2: "inner",
+                        -3: "middle",
+                    }
                     raise KeyError("boom")
 
     with pytest.raises(KeyError, match="boom"):
@@ -557,7 +645,8 @@ def test_an_exception_in_a_sequential_plate_body_leaves_nothing_behind():
     assert_clean()
     with pytest.raises(KeyError, match="boom") as info:
         model()
-    assert info.tb is not None  # the traceback, and the loop's frame, are still alive here
+    # the traceback, and the loop's frame, are still alive here
+    assert info.tb is not None
     assert_clean()
 
     def mismatch_in_loop():  # an error raised by ppl itself, in the third iteration
@@ -581,6 +670,7 @@ def test_breaking_out_of_a_sequential_plate_leaves_nothing_behind():
 
 # --- Trace_ELBO with plates ----------------------------------------------------------------------
 
+
 def hierarchical(P, D):
     def model(x):
         mu = P.sample("mu", D.Normal(0.0, 3.0))
@@ -596,6 +686,7 @@ def hierarchical(P, D):
         with P.plate("groups", x.shape[0], dim=-2):
             loc = P.param("g_loc", torch.zeros(x.shape[0], 1), event_dim=0)
             P.sample("g", D.Normal(loc, 1.0))
+
     return model, guide
 
 
@@ -612,6 +703,7 @@ def minibatched(P, D):
         with P.plate("data", len(x), subsample=idx):
             loc = P.param("z_loc", torch.linspace(-1, 1, len(x)), event_dim=0)
             P.sample("z", D.Normal(loc, 0.6))
+
     return model, guide
 
 
@@ -626,6 +718,7 @@ def mixture(P, D, subsample_size=None):
         with P.plate("data", len(x), subsample_size=subsample_size):
             phi = P.param("phi", torch.linspace(-1.0, 1.0, len(x)), event_dim=0)
             P.sample("z", D.Bernoulli(logits=phi))
+
     return model, guide
 
 
@@ -644,26 +737,74 @@ def grid_mixture(P, D):
         P.sample("mu", D.Normal(P.param("m", torch.tensor(0.1)), 1.0))
         P.sample("c", D.Bernoulli(logits=P.param("c_logit", torch.tensor(-0.2))))
         with P.plate("rows", x.shape[0], dim=-2):
-            P.sample("r", D.Normal(P.param("r_loc", torch.zeros(x.shape[0], 1), event_dim=0), 1.0))
+            P.sample(
+                "r",
+                D.Normal(
+                    P.param("r_loc", torch.zeros(x.shape[0], 1), event_dim=0), 1.0
+                ),
+            )
             with P.plate("cols", x.shape[1]):
-                P.sample("k", D.Bernoulli(logits=P.param("k_logit", torch.zeros(x.shape), event_dim=0)))
+                P.sample(
+                    "k",
+                    D.Bernoulli(
+                        logits=P.param("k_logit", torch.zeros(x.shape), event_dim=0)
+                    ),
+                )
+
     return model, guide
 
 
-MIX_X = torch.tensor([-2.3, 1.7, 0.2, -0.4, 2.9, -1.1, 0.8, -3.0, 1.2, 0.05,
-                      -0.9, 2.2, -1.8, 0.4, 3.3, -0.2, -2.6, 1.0, 0.6, -1.4])
-GRID_X = torch.tensor([[0.3, 2.1, -0.5, 1.4], [1.9, -0.7, 0.8, 2.6], [-1.2, 0.4, 3.0, 0.1]])
+MIX_X = torch.tensor(
+    [
+        -2.3,
+        1.7,
+        0.2,
+        -0.4,
+        2.9,
+        -1.1,
+        0.8,
+        -3.0,
+        1.2,
+        0.05,
+        -0.9,
+        2.2,
+        -1.8,
+        0.4,
+        3.3,
+        -0.2,
+        -2.6,
+        1.0,
+        0.6,
+        -1.4,
+    ]
+)
+GRID_X = torch.tensor(
+    [[0.3, 2.1, -0.5, 1.4], [1.9, -0.7, 0.8, 2.6], [-1.2, 0.4, 3.0, 0.1]]
+)
 IDX = torch.tensor([6, 1, 3])
 
 ELBO_CASES = {
-    "hierarchical": (hierarchical, (GRID_X,),
-                     {"mu": torch.tensor(0.4), "g": torch.tensor([[1.0], [0.2], [-0.5]])}),
-    "minibatched": (minibatched, (torch.linspace(-2, 3, 8), IDX),
-                    {"mu": torch.tensor(-0.3), "z": torch.tensor([0.5, -1.0, 0.25])}),
+    "hierarchical": (
+        hierarchical,
+        (GRID_X,),
+        {"mu": torch.tensor(0.4), "g": torch.tensor([[1.0], [0.2], [-0.5]])},
+    ),
+    "minibatched": (
+        minibatched,
+        (torch.linspace(-2, 3, 8), IDX),
+        {"mu": torch.tensor(-0.3), "z": torch.tensor([0.5, -1.0, 0.25])},
+    ),
     "mixture": (mixture, (MIX_X,), {"z": (torch.arange(20) % 3 == 0).float()}),
-    "grid_mixture": (grid_mixture, (GRID_X,), {"mu": torch.tensor(0.2), "c": torch.tensor(1.0),
-                                               "r": torch.tensor([[0.5], [1.5], [-0.2]]),
-                                               "k": (torch.arange(12).reshape(3, 4) % 2).float()}),
+    "grid_mixture": (
+        grid_mixture,
+        (GRID_X,),
+        {
+            "mu": torch.tensor(0.2),
+            "c": torch.tensor(1.0),
+            "r": torch.tensor([[0.5], [1.5], [-0.2]]),
+            "k": (torch.arange(12).reshape(3, 4) % 2).float(),
+        },
+    ),
 }
 
 
@@ -673,7 +814,9 @@ def test_loss_equals_pyros_for_the_same_substituted_latents(case, pyro_fix_laten
     model, guide = build(ppl, dist)
     pmodel, pguide = build(pyro, pdist)
     ours = Trace_ELBO().loss(model, poutine.substitute(guide, data=latents), *args)
-    theirs = pyro.infer.Trace_ELBO().loss(pmodel, pyro_fix_latents(pguide, latents), *args)
+    theirs = pyro.infer.Trace_ELBO().loss(
+        pmodel, pyro_fix_latents(pguide, latents), *args
+    )
     assert ours == pytest.approx(theirs, rel=1e-6, abs=1e-5)
 
 
@@ -681,31 +824,53 @@ def test_minibatch_loss_is_the_hand_written_scaled_elbo():
     model, guide = minibatched(ppl, dist)
     x, idx = ELBO_CASES["minibatched"][1]
     mu, z = torch.tensor(-0.3), torch.tensor([0.5, -1.0, 0.25])
-    loss = Trace_ELBO().loss(model, poutine.substitute(guide, data={"mu": mu, "z": z}), x, idx)
+    loss = Trace_ELBO().loss(
+        model, poutine.substitute(guide, data={"mu": mu, "z": z}), x, idx
+    )
     z_loc = torch.linspace(-1, 1, len(x))[idx]
-    local = (dist.Normal(mu, 1.0).log_prob(z) + dist.Normal(z, 0.5).log_prob(x[idx])
-             - dist.Normal(z_loc, 0.6).log_prob(z)).sum()
-    elbo = dist.Normal(0.0, 3.0).log_prob(mu) - dist.Normal(0.3, 0.7).log_prob(mu) + len(x) / len(idx) * local
+    local = (
+        dist.Normal(mu, 1.0).log_prob(z)
+        + dist.Normal(z, 0.5).log_prob(x[idx])
+        - dist.Normal(z_loc, 0.6).log_prob(z)
+    ).sum()
+    elbo = (
+        dist.Normal(0.0, 3.0).log_prob(mu)
+        - dist.Normal(0.3, 0.7).log_prob(mu)
+        + len(x) / len(idx) * local
+    )
     assert loss == pytest.approx(-elbo.item(), rel=1e-6)
 
 
-@pytest.mark.parametrize("case, subsample_size", [("mixture", None), ("mixture", 5), ("grid", None)])
+@pytest.mark.parametrize(
+    "case, subsample_size", [("mixture", None), ("mixture", 5), ("grid", None)]
+)
 def test_loss_and_gradients_equal_pyros_for_the_same_seed(case, subsample_size):
     if case == "mixture":
-        (model, guide), (pmodel, pguide), x = (mixture(ppl, dist, subsample_size),
-                                               mixture(pyro, pdist, subsample_size), MIX_X)
+        (model, guide), (pmodel, pguide), x = (
+            mixture(ppl, dist, subsample_size),
+            mixture(pyro, pdist, subsample_size),
+            MIX_X,
+        )
     else:
-        (model, guide), (pmodel, pguide), x = grid_mixture(ppl, dist), grid_mixture(pyro, pdist), GRID_X
+        (model, guide), (pmodel, pguide), x = (
+            grid_mixture(ppl, dist),
+            grid_mixture(pyro, pdist),
+            GRID_X,
+        )
     for seed in range(3):
         ppl.set_rng_seed(seed)
         ours = Trace_ELBO(num_particles=2).differentiable_loss(model, guide, x)
         pyro.set_rng_seed(seed)
-        theirs = pyro.infer.Trace_ELBO(num_particles=2).differentiable_loss(pmodel, pguide, x)
+        theirs = pyro.infer.Trace_ELBO(num_particles=2).differentiable_loss(
+            pmodel, pguide, x
+        )
         torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-4)
         names = sorted(ppl.get_param_store().keys())
         assert names == sorted(pyro.get_param_store().keys())
         grads = torch.autograd.grad(ours, [ppl.param(n).unconstrained() for n in names])
-        pyro_grads = torch.autograd.grad(theirs, [pyro.param(n).unconstrained() for n in names])
+        pyro_grads = torch.autograd.grad(
+            theirs, [pyro.param(n).unconstrained() for n in names]
+        )
         for name, ga, gb in zip(names, grads, pyro_grads):
             torch.testing.assert_close(ga, gb, rtol=1e-5, atol=1e-5, msg=name)
 
@@ -718,7 +883,9 @@ def exact_mixture_gradient(phi):
     def log_joint(z):
         return math.log(0.5) + dist.Normal(4.0 * z - 2.0, 1.0).log_prob(MIX_X)
 
-    elbo = (q1 * (log_joint(1.0) - q1.log()) + (1 - q1) * (log_joint(0.0) - (1 - q1).log())).sum()
+    elbo = (
+        q1 * (log_joint(1.0) - q1.log()) + (1 - q1) * (log_joint(0.0) - (1 - q1).log())
+    ).sum()
     return torch.autograd.grad(elbo, phi)[0]
 
 
@@ -727,17 +894,26 @@ def mixture_gradient_draws(num_draws):
     guide(MIX_X)
     phi = ppl.param("phi").unconstrained()
     elbo = Trace_ELBO()
-    plate_aware = torch.stack([torch.autograd.grad(-elbo.differentiable_loss(model, guide, MIX_X), phi)[0]
-                               for _ in range(num_draws)])
+    plate_aware = torch.stack(
+        [
+            torch.autograd.grad(-elbo.differentiable_loss(model, guide, MIX_X), phi)[0]
+            for _ in range(num_draws)
+        ]
+    )
 
-    def whole_particle():  # chapter 8's estimator: every score costed with the whole particle
+    # chapter 8's estimator: every score costed with the whole particle
+    def whole_particle():
         guide_trace = poutine.trace(guide).get_trace(MIX_X)
-        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(MIX_X)
+        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
+            MIX_X
+        )
         particle = model_trace.log_prob_sum() - guide_trace.log_prob_sum()
         site = guide_trace.nodes["z"]
         return site["fn"].log_prob(site["value"]).sum() * particle.detach()
 
-    whole = torch.stack([torch.autograd.grad(whole_particle(), phi)[0] for _ in range(num_draws)])
+    whole = torch.stack(
+        [torch.autograd.grad(whole_particle(), phi)[0] for _ in range(num_draws)]
+    )
     return exact_mixture_gradient(phi), plate_aware, whole
 
 
@@ -758,11 +934,15 @@ def test_the_unbiasedness_check_rejects_a_gradient_without_score_terms():
 
     def pathwise_only():
         guide_trace = poutine.trace(guide).get_trace(MIX_X)
-        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(MIX_X)
+        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
+            MIX_X
+        )
         return model_trace.log_prob_sum() - guide_trace.log_prob_sum()
 
     ppl.set_rng_seed(0)
-    draws = torch.stack([torch.autograd.grad(pathwise_only(), phi)[0] for _ in range(300)])
+    draws = torch.stack(
+        [torch.autograd.grad(pathwise_only(), phi)[0] for _ in range(300)]
+    )
     assert z_scores(draws, exact_mixture_gradient(phi)).abs().max() > 5
 
 
@@ -776,15 +956,21 @@ def test_score_cost_includes_auxiliary_guide_sites_that_depend_on_the_draw():
         ppl.sample("x", dist.Normal(2.0 * z, 1.0), obs=torch.tensor(1.5))
 
     def guide():
-        z = ppl.sample("z", dist.Bernoulli(logits=ppl.param("logit", torch.tensor(0.2))))
+        z = ppl.sample(
+            "z", dist.Bernoulli(logits=ppl.param("logit", torch.tensor(0.2)))
+        )
         ppl.sample("a", dist.Normal(0.0, 1.0 + 4.0 * z), infer={"is_auxiliary": True})
 
     logit = torch.tensor(0.2, requires_grad=True)
     q1 = torch.sigmoid(logit)
 
-    def value(z):  # E[log p(x, z) - log q(a | z) | z], the entropy of a given z included
-        return (math.log(0.3 if z else 0.7) + dist.Normal(2.0 * z, 1.0).log_prob(torch.tensor(1.5))
-                + dist.Normal(0.0, 1.0 + 4.0 * z).entropy())
+    # E[log p(x, z) - log q(a | z) | z], the entropy of a given z included
+    def value(z):
+        return (
+            math.log(0.3 if z else 0.7)
+            + dist.Normal(2.0 * z, 1.0).log_prob(torch.tensor(1.5))
+            + dist.Normal(0.0, 1.0 + 4.0 * z).entropy()
+        )
 
     exact_elbo = q1 * (value(1.0) - q1.log()) + (1 - q1) * (value(0.0) - (1 - q1).log())
     exact = torch.autograd.grad(exact_elbo, logit)[0]
@@ -792,10 +978,15 @@ def test_score_cost_includes_auxiliary_guide_sites_that_depend_on_the_draw():
     guide()
     leaf = ppl.param("logit").unconstrained()
     elbo = Trace_ELBO()
-    draws = torch.stack([torch.autograd.grad(-elbo.differentiable_loss(model, guide), leaf)[0]
-                         for _ in range(1500)])
+    draws = torch.stack(
+        [
+            torch.autograd.grad(-elbo.differentiable_loss(model, guide), leaf)[0]
+            for _ in range(1500)
+        ]
+    )
     assert abs(z_scores(draws, exact)) < 5
-    assert abs(exact) / (draws.std() / math.sqrt(len(draws))) > 10  # so it would see Pyro's bias
+    # so it would see Pyro's bias
+    assert abs(exact) / (draws.std() / math.sqrt(len(draws))) > 10
 
 
 # --- vectorized particles ------------------------------------------------------------------------
@@ -815,14 +1006,16 @@ def plated_coin(P, D):
         a = P.param("a", torch.tensor(3.0), constraint=D.constraints.positive)
         b = P.param("b", torch.tensor(2.0), constraint=D.constraints.positive)
         P.sample("z", D.Beta(a, b))
+
     return model, guide
 
 
 def exact_coin_elbo(a=3.0, b=2.0):
     heads, tails = FLIPS.sum(), (1 - FLIPS).sum()
     a, b = torch.tensor(a), torch.tensor(b)
-    expected_log_lik = (heads * (torch.digamma(a) - torch.digamma(a + b))
-                        + tails * (torch.digamma(b) - torch.digamma(a + b)))
+    expected_log_lik = heads * (torch.digamma(a) - torch.digamma(a + b)) + tails * (
+        torch.digamma(b) - torch.digamma(a + b)
+    )
     kl = torch.distributions.kl_divergence(dist.Beta(a, b), dist.Beta(2.0, 2.0))
     return (expected_log_lik - kl).item()
 
@@ -833,7 +1026,9 @@ def test_vectorized_and_sequential_particles_agree_in_expectation():
     draws = {}
     for vectorize in (True, False):
         elbo = Trace_ELBO(num_particles=10, vectorize_particles=vectorize)
-        draws[vectorize] = torch.tensor([-elbo.loss(model, guide, FLIPS) for _ in range(300)])
+        draws[vectorize] = torch.tensor(
+            [-elbo.loss(model, guide, FLIPS) for _ in range(300)]
+        )
     vec, seq = draws[True], draws[False]
     se = math.sqrt(vec.var() / len(vec) + seq.var() / len(seq))
     assert abs(vec.mean() - seq.mean()) < 5 * se
@@ -850,14 +1045,21 @@ def test_vectorized_loss_and_gradients_equal_pyros_for_the_same_seed():
         pmodel, pguide = build(pyro, pdist)
         for seed in range(2):
             ppl.set_rng_seed(seed)
-            ours = Trace_ELBO(num_particles=10, vectorize_particles=True).differentiable_loss(model, guide, x)
+            ours = Trace_ELBO(
+                num_particles=10, vectorize_particles=True
+            ).differentiable_loss(model, guide, x)
             pyro.set_rng_seed(seed)
-            theirs = pyro.infer.Trace_ELBO(num_particles=10, vectorize_particles=True
-                                           ).differentiable_loss(pmodel, pguide, x)
+            theirs = pyro.infer.Trace_ELBO(
+                num_particles=10, vectorize_particles=True
+            ).differentiable_loss(pmodel, pguide, x)
             torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-4)
             names = sorted(ppl.get_param_store().keys())
-            grads = torch.autograd.grad(ours, [ppl.param(n).unconstrained() for n in names])
-            pyro_grads = torch.autograd.grad(theirs, [pyro.param(n).unconstrained() for n in names])
+            grads = torch.autograd.grad(
+                ours, [ppl.param(n).unconstrained() for n in names]
+            )
+            pyro_grads = torch.autograd.grad(
+                theirs, [pyro.param(n).unconstrained() for n in names]
+            )
             for name, ga, gb in zip(names, grads, pyro_grads):
                 torch.testing.assert_close(ga, gb, rtol=1e-5, atol=1e-5, msg=name)
         ppl.clear_param_store()
@@ -871,7 +1073,13 @@ def one_flip(P, D):
         P.sample("x", D.Bernoulli(z), obs=x)
 
     def guide(x):
-        P.sample("z", D.Beta(P.param("a", torch.tensor(3.0), constraint=D.constraints.positive), 2.0))
+        P.sample(
+            "z",
+            D.Beta(
+                P.param("a", torch.tensor(3.0), constraint=D.constraints.positive), 2.0
+            ),
+        )
+
     return model, guide
 
 
@@ -885,12 +1093,21 @@ def two_plates(P, D):
 
     def guide(x):
         P.sample("mu", D.Normal(P.param("m", torch.tensor(0.0)), 1.0))
+
     return model, guide
 
 
-@pytest.mark.parametrize("build, x, nesting", [(one_flip, torch.tensor(1.0), 0),
-                                               (plated_coin, FLIPS, 1), (two_plates, GRID_X, 2)])
-def test_max_plate_nesting_is_guessed_and_the_particles_sit_left_of_the_plates(build, x, nesting):
+@pytest.mark.parametrize(
+    "build, x, nesting",
+    [
+        (one_flip, torch.tensor(1.0), 0),
+        (plated_coin, FLIPS, 1),
+        (two_plates, GRID_X, 2),
+    ],
+)
+def test_max_plate_nesting_is_guessed_and_the_particles_sit_left_of_the_plates(
+    build, x, nesting
+):
     model, guide = build(ppl, dist)
     elbo = Trace_ELBO(num_particles=7, vectorize_particles=True)
     SHAPES.clear()
@@ -903,12 +1120,15 @@ def test_max_plate_nesting_is_guessed_and_the_particles_sit_left_of_the_plates(b
     assert SHAPES == [(7,) + (1,) * nesting]
     # given explicitly, it is used as given
     SHAPES.clear()
-    Trace_ELBO(num_particles=7, vectorize_particles=True, max_plate_nesting=3).loss(model, guide, x)
+    Trace_ELBO(num_particles=7, vectorize_particles=True, max_plate_nesting=3).loss(
+        model, guide, x
+    )
     assert SHAPES == [(7, 1, 1, 1)]
     assert_clean()
 
 
 # --- SVI with minibatches: Bayesian linear regression --------------------------------------------
+
 
 def test_svi_with_minibatches_reaches_the_closed_form_posterior():
     gen = torch.Generator().manual_seed(0)
@@ -929,21 +1149,38 @@ def test_svi_with_minibatches_reaches_the_closed_form_posterior():
 
     def guide(x, y):
         w_loc = ppl.param("w_loc", torch.zeros(2))
-        w_scale = ppl.param("w_scale", torch.full((2,), 0.1), constraint=constraints.positive)
+        w_scale = ppl.param(
+            "w_scale", torch.full((2,), 0.1), constraint=constraints.positive
+        )
         b_loc = ppl.param("b_loc", torch.tensor(0.0))
-        b_scale = ppl.param("b_scale", torch.tensor(0.1), constraint=constraints.positive)
+        b_scale = ppl.param(
+            "b_scale", torch.tensor(0.1), constraint=constraints.positive
+        )
         ppl.sample("w", dist.Normal(w_loc, w_scale).to_event(1))
         ppl.sample("b", dist.Normal(b_loc, b_scale))
 
     steps = 800
     ppl.set_rng_seed(0)
-    svi = SVI(model, guide, ppl.optim.ClippedAdam({"lr": 0.05, "lrd": 0.1 ** (1 / steps)}), Trace_ELBO())
+    svi = SVI(
+        model,
+        guide,
+        ppl.optim.ClippedAdam({"lr": 0.05, "lrd": 0.1 ** (1 / steps)}),
+        Trace_ELBO(),
+    )
     iterates = []
     for step in range(steps):
         svi.step(x, y)
         if step >= steps // 2:
-            iterates.append(torch.cat([ppl.param("w_loc"), ppl.param("b_loc")[None],
-                                       ppl.param("w_scale"), ppl.param("b_scale")[None]]).detach())
+            iterates.append(
+                torch.cat(
+                    [
+                        ppl.param("w_loc"),
+                        ppl.param("b_loc")[None],
+                        ppl.param("w_scale"),
+                        ppl.param("b_scale")[None],
+                    ]
+                ).detach()
+            )
     average = torch.stack(iterates).mean(0)
     assert ((average[:3] - post_mean).abs() / post_sd).max() < 0.5
     # (without the plate's N / B scale, the scales would come out sqrt(N / B) = 2.2 times too wide)
@@ -969,19 +1206,25 @@ def normal_mean(P, D, guide_has_plate, subsample_size=None):
         if guide_has_plate:
             with P.plate("data", len(x), subsample_size=subsample_size):
                 pass
+
     return model, guide
 
 
 def closed_form_normal_elbo(m=0.2, s=0.9):
-    expected_log_lik = (-0.5 * math.log(2 * math.pi) - ((NORMAL_X - m) ** 2 + s**2) / 2).sum().item()
-    kl = torch.distributions.kl_divergence(dist.Normal(torch.tensor(m), torch.tensor(s)),
-                                           dist.Normal(0.0, 1.0)).item()
+    expected_log_lik = (
+        (-0.5 * math.log(2 * math.pi) - ((NORMAL_X - m) ** 2 + s**2) / 2).sum().item()
+    )
+    kl = torch.distributions.kl_divergence(
+        dist.Normal(torch.tensor(m), torch.tensor(s)), dist.Normal(0.0, 1.0)
+    ).item()
     return expected_log_lik - kl
 
 
 @pytest.mark.parametrize("guide_has_plate", [True, False])
 @pytest.mark.parametrize("subsample_size", [None, 3])
-def test_mean_field_loss_with_or_without_the_plate_in_the_guide_equals_pyros(guide_has_plate, subsample_size):
+def test_mean_field_loss_with_or_without_the_plate_in_the_guide_equals_pyros(
+    guide_has_plate, subsample_size
+):
     model, guide = normal_mean(ppl, dist, guide_has_plate, subsample_size)
     pmodel, pguide = normal_mean(pyro, pdist, guide_has_plate, subsample_size)
     for seed in range(3):
@@ -994,10 +1237,14 @@ def test_mean_field_loss_with_or_without_the_plate_in_the_guide_equals_pyros(gui
 
 @pytest.mark.parametrize("guide_has_plate", [True, False])
 @pytest.mark.parametrize("subsample_size", [None, 3])
-def test_mean_field_elbo_with_or_without_the_plate_in_the_guide_is_unbiased(guide_has_plate, subsample_size):
+def test_mean_field_elbo_with_or_without_the_plate_in_the_guide_is_unbiased(
+    guide_has_plate, subsample_size
+):
     model, guide = normal_mean(ppl, dist, guide_has_plate, subsample_size)
     ppl.set_rng_seed(0)
-    values = torch.tensor([-TraceMeanField_ELBO().loss(model, guide, NORMAL_X) for _ in range(1500)])
+    values = torch.tensor(
+        [-TraceMeanField_ELBO().loss(model, guide, NORMAL_X) for _ in range(1500)]
+    )
     se = values.std() / math.sqrt(len(values))
     assert abs(values.mean() - closed_form_normal_elbo()) < 5 * se
 
@@ -1005,7 +1252,9 @@ def test_mean_field_elbo_with_or_without_the_plate_in_the_guide_is_unbiased(guid
 def test_model_guide_check_ignores_the_plate_site_but_not_a_missing_latent():
     model, guide = normal_mean(ppl, dist, guide_has_plate=False, subsample_size=3)
     guide_trace = poutine.trace(guide).get_trace(NORMAL_X)
-    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(NORMAL_X)
+    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
+        NORMAL_X
+    )
     assert "data" in model_trace.nodes and "data" not in guide_trace.nodes
     check_model_guide_match(model_trace, guide_trace)  # does not raise
     Trace_ELBO().loss(model, guide, NORMAL_X)  # nor does the ELBO, with validation on
@@ -1019,35 +1268,59 @@ def test_model_guide_check_ignores_the_plate_site_but_not_a_missing_latent():
 
 
 def test_subsample_size_larger_than_size_names_the_plate():
-    with pytest.raises(ValueError, match=r"plate 'data': subsample_size=5 is larger than size=3"):
+    with pytest.raises(
+        ValueError, match=r"plate 'data': subsample_size=5 is larger than size=3"
+    ):
         ppl.plate("data", 3, subsample_size=5)
     assert_clean()
 
 
 # --- user-given and replayed subsample indices ------------------------------------------------------
 
-@pytest.mark.parametrize("subsample, size, match", [
-    (torch.tensor([0, 5]), 3, r"plate 'p' of size 3: the subsample indices must lie in range\(3\), got 5"),
-    (torch.tensor([-1, 0]), 3, r"must lie in range\(3\), got -1"),
-    ([0, 2, 3], None, r"must lie in range\(3\), got 3"),  # size defaults to len(subsample)
-    (torch.tensor([0.0, 1.0]), 3, r"plate 'p': the subsample must be a 1-D tensor of integer indices \(int64 or int32\), got dtype torch.float32"),
-    (torch.tensor([True, False, True]), 3, r"got dtype torch.bool.*mask.nonzero\(\).squeeze\(-1\)"),
-    (torch.tensor([[0, 1]]), 3, r"1-D tensor of integer indices .* shape \(1, 2\)"),
-    (torch.tensor(1), 3, r"1-D tensor of integer indices .* shape \(\)"),
-    (torch.tensor([], dtype=torch.long), 3, r"plate 'p': the subsample is empty"),
-])
+
+@pytest.mark.parametrize(
+    "subsample, size, match",
+    [
+        (
+            torch.tensor([0, 5]),
+            3,
+            r"plate 'p' of size 3: the subsample indices must lie in range\(3\), got 5",
+        ),
+        (torch.tensor([-1, 0]), 3, r"must lie in range\(3\), got -1"),
+        # size defaults to len(subsample)
+        ([0, 2, 3], None, r"must lie in range\(3\), got 3"),
+        (
+            torch.tensor([0.0, 1.0]),
+            3,
+            r"plate 'p': the subsample must be a 1-D tensor of integer indices \(int64 or int32\), got dtype torch.float32",
+        ),
+        (
+            torch.tensor([True, False, True]),
+            3,
+            r"got dtype torch.bool.*mask.nonzero\(\).squeeze\(-1\)",
+        ),
+        (torch.tensor([[0, 1]]), 3, r"1-D tensor of integer indices .* shape \(1, 2\)"),
+        (torch.tensor(1), 3, r"1-D tensor of integer indices .* shape \(\)"),
+        (torch.tensor([], dtype=torch.long), 3, r"plate 'p': the subsample is empty"),
+    ],
+)
 def test_bad_subsample_indices_name_the_plate(subsample, size, match):
     # Pyro accepts all of these but the empty one (ZeroDivisionError); index 5 would scale by 3 / 2.
     with pytest.raises(ValueError, match=match):
         ppl.plate("p", size, subsample=subsample)
-    with pytest.raises(ValueError, match=match):  # under a handler: the indices are a sample site
+    # under a handler: the indices are a sample site
+    with pytest.raises(ValueError, match=match):
         poutine.trace(lambda: ppl.plate("p", size, subsample=subsample)).get_trace()
     assert_clean()
 
 
 def test_good_subsample_indices_are_accepted_as_pyro_does():
     # Repeated indices (a minibatch drawn with replacement) and int32 indices are fine.
-    for subsample in [torch.tensor([2, 2, 0]), torch.tensor([1, 0], dtype=torch.int32), [0, 2]]:
+    for subsample in [
+        torch.tensor([2, 2, 0]),
+        torch.tensor([1, 0], dtype=torch.int32),
+        [0, 2],
+    ]:
         with ppl.plate("p", 3, subsample=subsample) as idx:
             x = ppl.sample("x", dist.Normal(torch.arange(3.0)[idx], 1.0))
         assert x.shape == (len(subsample),)
@@ -1066,8 +1339,12 @@ def test_replayed_indices_out_of_range_name_the_plate():
 
     ppl.set_rng_seed(0)
     guide_trace = poutine.trace(guide).get_trace()
-    assert guide_trace.nodes["data"]["value"].max() >= 3  # seeded: an index the model's plate lacks
-    with pytest.raises(ValueError, match=r"plate 'data' of size 3: the subsample indices must lie in range\(3\)"):
+    # seeded: an index the model's plate lacks
+    assert guide_trace.nodes["data"]["value"].max() >= 3
+    with pytest.raises(
+        ValueError,
+        match=r"plate 'data' of size 3: the subsample indices must lie in range\(3\)",
+    ):
         poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace()
     assert_clean()
 
@@ -1085,6 +1362,7 @@ def test_the_range_check_is_skipped_when_validation_is_off():
 
 # --- threads: each has its own plate dims ---------------------------------------------------------
 
+
 def test_each_thread_has_its_own_dim_allocator(run_in_threads):
     barrier = threading.Barrier(2, timeout=5)
 
@@ -1100,7 +1378,9 @@ def test_each_thread_has_its_own_dim_allocator(run_in_threads):
     assert DIM_ALLOCATOR.active == {} and isinstance(DIM_ALLOCATOR, DimAllocator)
 
 
-def test_two_threads_running_plated_programs_get_their_own_dims_and_frames(run_in_threads):
+def test_two_threads_running_plated_programs_get_their_own_dims_and_frames(
+    run_in_threads,
+):
     # The same plate names in both threads, entered in lockstep; the sizes tell the threads apart.
     barrier = threading.Barrier(2, timeout=5)
 
@@ -1117,14 +1397,30 @@ def test_two_threads_running_plated_programs_get_their_own_dims_and_frames(run_i
 
         def run():
             traces = [poutine.trace(model).get_trace() for _ in range(5)]
-            return [(frames(tr.nodes["x"]), frames(tr.nodes["y"]), tr.nodes["x"]["value"].shape,
-                     tr.nodes["_RETURN"]["value"]) for tr in traces], DIM_ALLOCATOR.active, list(get_stack())
+            return (
+                [
+                    (
+                        frames(tr.nodes["x"]),
+                        frames(tr.nodes["y"]),
+                        tr.nodes["x"]["value"].shape,
+                        tr.nodes["_RETURN"]["value"],
+                    )
+                    for tr in traces
+                ],
+                DIM_ALLOCATOR.active,
+                list(get_stack()),
+            )
+
         return run
 
     results = run_in_threads(program(2), program(4), barrier=barrier)
     for n, (per_run, active_after, stack_after) in zip([2, 4], results):
-        expected = ((("data", -1, n, 0, n), ("inner", -3, n + 1, 0, n + 1)), (("data", -1, n, 0, n),),
-                    (n + 1, 1, n), {-1: "data", -3: "inner"})
+        expected = (
+            (("data", -1, n, 0, n), ("inner", -3, n + 1, 0, n + 1)),
+            (("data", -1, n, 0, n),),
+            (n + 1, 1, n),
+            {-1: "data", -3: "inner"},
+        )
         assert per_run == [expected] * 5
         assert active_after == {} and stack_after == []
     assert_clean()

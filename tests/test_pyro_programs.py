@@ -13,19 +13,18 @@ SVI losses step by step, fitted params.
 
 from __future__ import annotations
 
+import pyro  # first imported, with its warning silenced, in conftest.py
+import pyro.distributions
+import pyro.infer
+import pyro.optim
 import pytest
 import torch
+from pyro import poutine as pyro_poutine
 
 import ppl
 import ppl.distributions
 import ppl.optim
 from ppl import handlers as ppl_poutine
-
-import pyro  # first imported, with its warning silenced, in conftest.py
-import pyro.distributions
-import pyro.infer
-import pyro.optim
-from pyro import poutine as pyro_poutine
 
 pytestmark = pytest.mark.usefixtures("clean_state")
 
@@ -53,22 +52,36 @@ def run_both(program, *args, **kwargs):
 
 def sites(tr):
     """Name -> (value, frames, scale, is_observed) of a trace's sample sites."""
-    return {name: (site["value"], tuple((f.name, f.dim, f.size, f.counter) for f in site["cond_indep_stack"]),
-                   float(site["scale"]), site["is_observed"])
-            for name, site in tr.nodes.items() if site["type"] == "sample"}
+    return {
+        name: (
+            site["value"],
+            tuple((f.name, f.dim, f.size, f.counter) for f in site["cond_indep_stack"]),
+            float(site["scale"]),
+            site["is_observed"],
+        )
+        for name, site in tr.nodes.items()
+        if site["type"] == "sample"
+    }
 
 
 def assert_same_sites(ours, theirs):
     assert list(ours.nodes) == list(theirs.nodes)
     a, b = sites(ours), sites(theirs)
     for name in a:
-        torch.testing.assert_close(a[name][0], b[name][0], rtol=1e-6, atol=1e-6, msg=name)
+        torch.testing.assert_close(
+            a[name][0], b[name][0], rtol=1e-6, atol=1e-6, msg=name
+        )
         assert a[name][1:] == b[name][1:], name
-    torch.testing.assert_close(torch.as_tensor(ours.log_prob_sum()), torch.as_tensor(theirs.log_prob_sum()),
-                               rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(
+        torch.as_tensor(ours.log_prob_sum()),
+        torch.as_tensor(theirs.log_prob_sum()),
+        rtol=1e-6,
+        atol=1e-5,
+    )
 
 
 # --- (a) the coin: SVI with a Beta guide (Pyro's "SVI Part I") -----------------------------------
+
 
 def coin_svi(pyro, dist, poutine, optim, num_steps=300):
     data = torch.tensor([1.0] * 6 + [0.0] * 4)
@@ -79,15 +92,21 @@ def coin_svi(pyro, dist, poutine, optim, num_steps=300):
             pyro.sample(f"obs_{i}", dist.Bernoulli(f), obs=data[i])
 
     def guide(data):
-        alpha_q = pyro.param("alpha_q", torch.tensor(15.0), constraint=dist.constraints.positive)
-        beta_q = pyro.param("beta_q", torch.tensor(15.0), constraint=dist.constraints.positive)
+        alpha_q = pyro.param(
+            "alpha_q", torch.tensor(15.0), constraint=dist.constraints.positive
+        )
+        beta_q = pyro.param(
+            "beta_q", torch.tensor(15.0), constraint=dist.constraints.positive
+        )
         pyro.sample("latent_fairness", dist.Beta(alpha_q, beta_q))
 
     pyro.set_rng_seed(0)
     adam = optim.Adam({"lr": 0.0005, "betas": (0.90, 0.999)})
     svi = pyro.infer.SVI(model, guide, adam, loss=pyro.infer.Trace_ELBO())
     losses = [svi.step(data) for _ in range(num_steps)]
-    return torch.tensor(losses), torch.stack([pyro.param("alpha_q"), pyro.param("beta_q")]).detach()
+    return torch.tensor(losses), torch.stack(
+        [pyro.param("alpha_q"), pyro.param("beta_q")]
+    ).detach()
 
 
 def test_coin_svi_takes_the_same_path():
@@ -101,6 +120,7 @@ def test_coin_svi_takes_the_same_path():
 
 
 # --- (b) Bayesian linear regression with a subsampled plate ---------------------------------------
+
 
 def regression_svi(pyro, dist, poutine, optim, num_steps=150, subsample_size=50):
     gen = torch.Generator().manual_seed(1)
@@ -118,20 +138,33 @@ def regression_svi(pyro, dist, poutine, optim, num_steps=150, subsample_size=50)
 
     def guide(x, y):
         w_loc = pyro.param("w_loc", torch.zeros(2))
-        w_scale = pyro.param("w_scale", torch.ones(2), constraint=dist.constraints.positive)
+        w_scale = pyro.param(
+            "w_scale", torch.ones(2), constraint=dist.constraints.positive
+        )
         b_loc = pyro.param("b_loc", torch.tensor(0.0))
-        b_scale = pyro.param("b_scale", torch.tensor(1.0), constraint=dist.constraints.positive)
+        b_scale = pyro.param(
+            "b_scale", torch.tensor(1.0), constraint=dist.constraints.positive
+        )
         s_loc = pyro.param("s_loc", torch.tensor(0.0))
         pyro.sample("w", dist.Normal(w_loc, w_scale).to_event(1))
         pyro.sample("b", dist.Normal(b_loc, b_scale))
-        to_0_10 = [dist.transforms.SigmoidTransform(), dist.transforms.AffineTransform(0.0, 10.0)]
-        pyro.sample("sigma", dist.TransformedDistribution(dist.Normal(s_loc, 0.1), to_0_10))
+        to_0_10 = [
+            dist.transforms.SigmoidTransform(),
+            dist.transforms.AffineTransform(0.0, 10.0),
+        ]
+        pyro.sample(
+            "sigma", dist.TransformedDistribution(dist.Normal(s_loc, 0.1), to_0_10)
+        )
 
     pyro.set_rng_seed(0)
-    svi = pyro.infer.SVI(model, guide, optim.ClippedAdam({"lr": 0.05}), loss=pyro.infer.Trace_ELBO())
+    svi = pyro.infer.SVI(
+        model, guide, optim.ClippedAdam({"lr": 0.05}), loss=pyro.infer.Trace_ELBO()
+    )
     losses = [svi.step(x, y) for _ in range(num_steps)]
     names = ["w_loc", "w_scale", "b_loc", "b_scale", "s_loc"]
-    return torch.tensor(losses), {name: pyro.param(name).detach().clone() for name in names}
+    return torch.tensor(losses), {
+        name: pyro.param(name).detach().clone() for name in names
+    }
 
 
 def test_regression_with_minibatches_takes_the_same_path():
@@ -139,7 +172,9 @@ def test_regression_with_minibatches_takes_the_same_path():
     # step by step: the same minibatches (torch.randperm), the same draws, the same updates
     torch.testing.assert_close(losses, pyro_losses, rtol=1e-5, atol=1e-3)
     for name in params:
-        torch.testing.assert_close(params[name], pyro_params[name], rtol=1e-4, atol=1e-4, msg=name)
+        torch.testing.assert_close(
+            params[name], pyro_params[name], rtol=1e-4, atol=1e-4, msg=name
+        )
     assert losses[-20:].mean() < losses[:20].mean() / 2  # it did learn
     assert (params["w_loc"] - torch.tensor([2.0, -1.0])).abs().max() < 0.3
 
@@ -150,8 +185,11 @@ def test_regression_minibatches_differ_from_step_to_step_like_pyros():
         def model():
             with pyro.plate("data", 100, subsample_size=10) as idx:
                 return idx
+
         pyro.set_rng_seed(7)
-        return torch.stack([poutine.trace(model).get_trace().nodes["data"]["value"] for _ in range(5)])
+        return torch.stack(
+            [poutine.trace(model).get_trace().nodes["data"]["value"] for _ in range(5)]
+        )
 
     ours, theirs = run_both(draws)
     assert torch.equal(ours, theirs)
@@ -160,8 +198,10 @@ def test_regression_minibatches_differ_from_step_to_step_like_pyros():
 
 # --- (c) effect handlers: trace, replay, condition, block ---------------------------------------
 
+
 def handler_programs(pyro, dist, poutine, optim):
     """The effect-handler tutorial's programs; returns every trace they make."""
+
     def scale(guess):
         weight = pyro.sample("weight", dist.Normal(guess, 1.0))
         return pyro.sample("measurement", dist.Normal(weight, 0.75))
@@ -188,11 +228,17 @@ def handler_programs(pyro, dist, poutine, optim):
     traces["condition"] = poutine.trace(conditioned).get_trace(8.5)
     guide_trace = poutine.trace(scale_parametrized_guide).get_trace(8.5)
     traces["guide"] = guide_trace
-    traces["replay"] = poutine.trace(poutine.replay(conditioned, trace=guide_trace)).get_trace(8.5)
+    traces["replay"] = poutine.trace(
+        poutine.replay(conditioned, trace=guide_trace)
+    ).get_trace(8.5)
     data = torch.tensor([0.5, -1.0, 2.0, 1.5])
     traces["plated"] = poutine.trace(plated).get_trace(data)
-    traces["block"] = poutine.trace(poutine.block(plated, hide=["hidden", "obs"])).get_trace(data)
-    traces["block_all_but"] = poutine.trace(poutine.block(plated, expose=["loc"])).get_trace(data)
+    traces["block"] = poutine.trace(
+        poutine.block(plated, hide=["hidden", "obs"])
+    ).get_trace(data)
+    traces["block_all_but"] = poutine.trace(
+        poutine.block(plated, expose=["loc"])
+    ).get_trace(data)
     # importance weights: the model's log joint at the guide's draw minus the guide's log density
     weights = []
     for _ in range(5):
@@ -210,9 +256,17 @@ def test_handler_programs_make_the_same_traces():
     # what each handler did, spelled out
     assert ours["condition"].nodes["measurement"]["is_observed"]
     assert ours["condition"].nodes["measurement"]["value"] == 9.5
-    assert torch.equal(ours["replay"].nodes["weight"]["value"], ours["guide"].nodes["weight"]["value"])
-    assert [n for n, s in ours["block"].nodes.items() if s["type"] == "sample"] == ["loc", "data", "scaled"]
-    assert [n for n, s in ours["block_all_but"].nodes.items() if s["type"] == "sample"] == ["loc"]
+    assert torch.equal(
+        ours["replay"].nodes["weight"]["value"], ours["guide"].nodes["weight"]["value"]
+    )
+    assert [n for n, s in ours["block"].nodes.items() if s["type"] == "sample"] == [
+        "loc",
+        "data",
+        "scaled",
+    ]
+    assert [
+        n for n, s in ours["block_all_but"].nodes.items() if s["type"] == "sample"
+    ] == ["loc"]
     assert ours["plated"].nodes["scaled"]["scale"] == 3.0
 
 
@@ -222,16 +276,22 @@ def test_conditioned_log_joint_is_the_hand_written_one():
     loc, hidden = tr.nodes["loc"]["value"], tr.nodes["hidden"]["value"]
     data = torch.tensor([0.5, -1.0, 2.0, 1.5])
     Normal = ppl.distributions.Normal
-    expected = (Normal(0.0, 2.0).log_prob(loc) + Normal(0.0, 1.0).log_prob(hidden)
-                + (Normal(loc + hidden, 1.0).log_prob(data) * (data > 0)).sum()
-                + 3.0 * Normal(loc, 1.0).log_prob(tr.nodes["scaled"]["value"]))
+    expected = (
+        Normal(0.0, 2.0).log_prob(loc)
+        + Normal(0.0, 1.0).log_prob(hidden)
+        + (Normal(loc + hidden, 1.0).log_prob(data) * (data > 0)).sum()
+        + 3.0 * Normal(loc, 1.0).log_prob(tr.nodes["scaled"]["value"])
+    )
     torch.testing.assert_close(tr.log_prob_sum(), expected)
 
 
 # --- (d) nested plates and a sequential plate ------------------------------------------------------
 
+
 def nested_program(pyro, dist, poutine, optim, num_steps=30):
-    data = torch.tensor([[0.3, 2.1, -0.5, 1.4], [1.9, -0.7, 0.8, 2.6], [-1.2, 0.4, 3.0, 0.1]])
+    data = torch.tensor(
+        [[0.3, 2.1, -0.5, 1.4], [1.9, -0.7, 0.8, 2.6], [-1.2, 0.4, 3.0, 0.1]]
+    )
     series = torch.tensor([0.2, 0.9, 1.1, 2.0])
 
     def model(data, series):
@@ -247,28 +307,49 @@ def nested_program(pyro, dist, poutine, optim, num_steps=30):
             pyro.sample(f"y_{t}", dist.Normal(state, 0.3), obs=series[t])
 
     def guide(data, series):
-        pyro.sample("mu", dist.Normal(pyro.param("mu_loc", torch.tensor(0.0)),
-                                      pyro.param("mu_scale", torch.tensor(1.0),
-                                                 constraint=dist.constraints.positive)))
+        pyro.sample(
+            "mu",
+            dist.Normal(
+                pyro.param("mu_loc", torch.tensor(0.0)),
+                pyro.param(
+                    "mu_scale", torch.tensor(1.0), constraint=dist.constraints.positive
+                ),
+            ),
+        )
         with pyro.plate("sensors", data.shape[0], dim=-2):
             loc = pyro.param("offset_loc", torch.zeros(data.shape[0], 1), event_dim=0)
             pyro.sample("offset", dist.Normal(loc, 0.5))
             with pyro.plate("days", data.shape[1], dim=-1):
-                logits = pyro.param("spike_logits", torch.zeros(data.shape), event_dim=0)
+                logits = pyro.param(
+                    "spike_logits", torch.zeros(data.shape), event_dim=0
+                )
                 pyro.sample("spike", dist.Bernoulli(logits=logits))
         for t in pyro.plate("time", len(series)):
-            pyro.sample(f"state_{t}", dist.Normal(pyro.param(f"state_loc_{t}", torch.tensor(0.0)), 0.4))
+            pyro.sample(
+                f"state_{t}",
+                dist.Normal(pyro.param(f"state_loc_{t}", torch.tensor(0.0)), 0.4),
+            )
 
     pyro.set_rng_seed(0)
     trace = poutine.trace(model).get_trace(data, series)
-    svi = pyro.infer.SVI(model, guide, optim.Adam({"lr": 0.05}), loss=pyro.infer.Trace_ELBO(num_particles=2))
+    svi = pyro.infer.SVI(
+        model,
+        guide,
+        optim.Adam({"lr": 0.05}),
+        loss=pyro.infer.Trace_ELBO(num_particles=2),
+    )
     losses = [svi.step(data, series) for _ in range(num_steps)]
-    params = {name: pyro.param(name).detach().clone() for name in ("mu_loc", "offset_loc", "spike_logits")}
+    params = {
+        name: pyro.param(name).detach().clone()
+        for name in ("mu_loc", "offset_loc", "spike_logits")
+    }
     return trace, torch.tensor(losses), params
 
 
 def test_nested_and_sequential_plates_run_the_same():
-    (trace, losses, params), (pyro_trace, pyro_losses, pyro_params) = run_both(nested_program)
+    (trace, losses, params), (pyro_trace, pyro_losses, pyro_params) = run_both(
+        nested_program
+    )
     assert_same_sites(trace, pyro_trace)
     assert trace.nodes["spike"]["value"].shape == (3, 4)
     assert trace.nodes["offset"]["value"].shape == (3, 1)
@@ -276,7 +357,9 @@ def test_nested_and_sequential_plates_run_the_same():
     # the score-function terms of the spikes use the plate-aware costs, as Pyro's do
     torch.testing.assert_close(losses, pyro_losses, rtol=1e-4, atol=1e-3)
     for name in params:
-        torch.testing.assert_close(params[name], pyro_params[name], rtol=1e-4, atol=1e-4, msg=name)
+        torch.testing.assert_close(
+            params[name], pyro_params[name], rtol=1e-4, atol=1e-4, msg=name
+        )
     assert not torch.equal(params["spike_logits"], torch.zeros(3, 4))
 
 
@@ -298,13 +381,22 @@ def test_vectorized_particles_in_a_tutorial_model_run_the_same():
             pyro.sample("f", dist.Beta(a, b))
 
         pyro.set_rng_seed(3)
-        elbo = pyro.infer.Trace_ELBO(num_particles=16, vectorize_particles=True, max_plate_nesting=1)
+        elbo = pyro.infer.Trace_ELBO(
+            num_particles=16, vectorize_particles=True, max_plate_nesting=1
+        )
         svi = pyro.infer.SVI(model, guide, optim.Adam({"lr": 0.02}), loss=elbo)
         losses = [svi.step(data) for _ in range(100)]
-        return torch.tensor(losses), torch.stack([pyro.param("a"), pyro.param("b")]).detach(), set(shapes)
+        return (
+            torch.tensor(losses),
+            torch.stack([pyro.param("a"), pyro.param("b")]).detach(),
+            set(shapes),
+        )
 
-    (losses, params, shapes), (pyro_losses, pyro_params, pyro_shapes) = run_both(program)
-    assert shapes == pyro_shapes == {(16, 1)}  # the particles at dim -2, left of the data plate
+    (losses, params, shapes), (pyro_losses, pyro_params, pyro_shapes) = run_both(
+        program
+    )
+    # the particles at dim -2, left of the data plate
+    assert shapes == pyro_shapes == {(16, 1)}
     torch.testing.assert_close(losses, pyro_losses, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(params, pyro_params, rtol=1e-4, atol=1e-4)
     # the exact posterior is Beta(9, 5): the fit heads there

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ppl.distributions as dist
-from ppl.distributions import constraints
 from ppl import runtime
+from ppl.distributions import constraints
 from ppl.runtime import (
     Messenger,
     am_i_wrapped,
@@ -26,15 +26,26 @@ from ppl.runtime import (
     validation_enabled,
 )
 
-
 pytestmark = pytest.mark.usefixtures("clean_state")
 
 
 def make_msg(name="z", fn=None, value=None, is_observed=False, **extra):
-    msg = {"type": "sample", "name": name, "fn": fn if fn is not None else dist.Normal(0.0, 1.0),
-           "args": (), "kwargs": {}, "value": value, "is_observed": is_observed, "infer": {},
-           "scale": 1.0, "mask": None, "cond_indep_stack": (), "done": False, "stop": False,
-           "continuation": None}
+    msg = {
+        "type": "sample",
+        "name": name,
+        "fn": fn if fn is not None else dist.Normal(0.0, 1.0),
+        "args": (),
+        "kwargs": {},
+        "value": value,
+        "is_observed": is_observed,
+        "infer": {},
+        "scale": 1.0,
+        "mask": None,
+        "cond_indep_stack": (),
+        "done": False,
+        "stop": False,
+        "continuation": None,
+    }
     msg.update(extra)
     return msg
 
@@ -57,6 +68,7 @@ class Recorder(Messenger):
 
 
 # --- the stack and Messenger -------------------------------------------------------------------
+
 
 def test_get_stack_is_the_live_list_and_am_i_wrapped():
     assert get_stack() is get_stack() and get_stack() == [] and not am_i_wrapped()
@@ -145,27 +157,38 @@ def test_each_thread_has_its_own_handler_stack(run_in_threads):
             seen = list(get_stack())
             apply_stack(make_msg(value=torch.tensor(1.0)))
             barrier.wait()
-        left = Messenger().__enter__() if label == "a" else None  # a handler left behind in "a"
+        # a handler left behind in "a"
+        left = Messenger().__enter__() if label == "a" else None
         barrier.wait()
         return handler, seen, log, list(get_stack()), left
 
-    results = run_in_threads(lambda: program("a"), lambda: program("b"), barrier=barrier)
+    results = run_in_threads(
+        lambda: program("a"), lambda: program("b"), barrier=barrier
+    )
     for (handler, seen, log, after, left), label in zip(results, "ab"):
         assert seen == [handler]  # no handler of the other thread
-        assert log == [(label, "process", True), (label, "post", True)]  # no message of the other
-        assert after == ([left] if label == "a" else [])  # the leftover is visible in "a" only
+        # no message of the other
+        assert log == [(label, "process", True), (label, "post", True)]
+        # the leftover is visible in "a" only
+        assert after == ([left] if label == "a" else [])
     assert get_stack() == []  # nor in the main thread
 
 
 # --- apply_stack -------------------------------------------------------------------------------
+
 
 def test_apply_stack_order_is_top_down_then_bottom_up():
     log = []
     with Recorder("outer", log), Recorder("middle", log), Recorder("inner", log):
         msg = apply_stack(make_msg())
     assert [(label, phase) for label, phase, _ in log] == [
-        ("inner", "process"), ("middle", "process"), ("outer", "process"),
-        ("outer", "post"), ("middle", "post"), ("inner", "post")]
+        ("inner", "process"),
+        ("middle", "process"),
+        ("outer", "process"),
+        ("outer", "post"),
+        ("middle", "post"),
+        ("inner", "post"),
+    ]
     # no value on the way down, a value on the way up
     assert [has for _, phase, has in log if phase == "process"] == [False, False, False]
     assert all(has for _, phase, has in log if phase == "post")
@@ -174,16 +197,27 @@ def test_apply_stack_order_is_top_down_then_bottom_up():
 
 def test_stop_hides_the_message_from_handlers_below():
     log = []
-    with Recorder("outer", log), Recorder("blocker", log, stop=True), Recorder("inner", log):
+    with (
+        Recorder("outer", log),
+        Recorder("blocker", log, stop=True),
+        Recorder("inner", log),
+    ):
         msg = apply_stack(make_msg())
     assert [(label, phase) for label, phase, _ in log] == [
-        ("inner", "process"), ("blocker", "process"), ("blocker", "post"), ("inner", "post")]
+        ("inner", "process"),
+        ("blocker", "process"),
+        ("blocker", "post"),
+        ("inner", "post"),
+    ]
     assert msg["value"] is not None  # the default behaviour still runs
 
 
 def test_the_outermost_handler_has_the_last_word_on_the_way_down():
     log = []
-    with Recorder("outer", log, set_value=torch.tensor(2.0)), Recorder("inner", log, set_value=torch.tensor(1.0)):
+    with (
+        Recorder("outer", log, set_value=torch.tensor(2.0)),
+        Recorder("inner", log, set_value=torch.tensor(1.0)),
+    ):
         msg = apply_stack(make_msg())
     assert msg["value"] == 2.0
 
@@ -217,7 +251,11 @@ def test_continuation_is_called_last():
     seen = []
     log = []
     with Recorder("h", log):
-        apply_stack(make_msg(continuation=lambda m: seen.append((len(log), m["value"] is not None))))
+        apply_stack(
+            make_msg(
+                continuation=lambda m: seen.append((len(log), m["value"] is not None))
+            )
+        )
     assert seen == [(2, True)]
 
 
@@ -228,13 +266,17 @@ def test_apply_stack_with_empty_stack_runs_default():
 
 # --- validation --------------------------------------------------------------------------------
 
+
 def test_validation_on_by_default_and_switchable():
     assert is_validation_enabled()
     enable_validation(False)
     assert not is_validation_enabled()
     assert torch.distributions.Distribution._validate_args is False
     enable_validation()
-    assert is_validation_enabled() and torch.distributions.Distribution._validate_args is True
+    assert (
+        is_validation_enabled()
+        and torch.distributions.Distribution._validate_args is True
+    )
 
 
 def test_validation_enabled_context_restores():
@@ -249,39 +291,69 @@ def test_validation_enabled_context_restores():
 
 
 def test_check_observation_accepts_good_values():
-    check_observation(make_msg(fn=dist.Normal(torch.zeros(3), 1.0), value=torch.zeros(3)))
-    check_observation(make_msg(fn=dist.Normal(torch.zeros(3), 1.0), value=torch.zeros(5, 3)))  # broadcasts
-    check_observation(make_msg(fn=dist.Normal(torch.zeros(3), 1.0), value=torch.zeros(())))
+    check_observation(
+        make_msg(fn=dist.Normal(torch.zeros(3), 1.0), value=torch.zeros(3))
+    )
+    # broadcasts
+    check_observation(
+        make_msg(fn=dist.Normal(torch.zeros(3), 1.0), value=torch.zeros(5, 3))
+    )
+    check_observation(
+        make_msg(fn=dist.Normal(torch.zeros(3), 1.0), value=torch.zeros(()))
+    )
     check_observation(make_msg(fn=dist.Bernoulli(0.3), value=torch.tensor(1.0)))
 
 
-@pytest.mark.parametrize("fn, value, error, pattern", [
-    (dist.Normal(torch.zeros(3), 1.0), torch.zeros(2), ValueError, "shape"),
-    (dist.MultivariateNormal(torch.zeros(3), torch.eye(3)), torch.zeros(3, 2), ValueError, "event_shape"),
-    (dist.MultivariateNormal(torch.zeros(3), torch.eye(3)), torch.zeros(()), ValueError, "shape"),
-    (dist.Bernoulli(0.3), torch.tensor(0.5), ValueError, "support"),
-    (dist.Gamma(2.0, 1.0), torch.tensor([-1.0, 1.0]), ValueError, "support"),
-    (dist.Normal(0.0, 1.0), 0.5, TypeError, "tensor"),
-])
+@pytest.mark.parametrize(
+    "fn, value, error, pattern",
+    [
+        (dist.Normal(torch.zeros(3), 1.0), torch.zeros(2), ValueError, "shape"),
+        (
+            dist.MultivariateNormal(torch.zeros(3), torch.eye(3)),
+            torch.zeros(3, 2),
+            ValueError,
+            "event_shape",
+        ),
+        (
+            dist.MultivariateNormal(torch.zeros(3), torch.eye(3)),
+            torch.zeros(()),
+            ValueError,
+            "shape",
+        ),
+        (dist.Bernoulli(0.3), torch.tensor(0.5), ValueError, "support"),
+        (dist.Gamma(2.0, 1.0), torch.tensor([-1.0, 1.0]), ValueError, "support"),
+        (dist.Normal(0.0, 1.0), 0.5, TypeError, "tensor"),
+    ],
+)
 def test_check_observation_errors_name_the_site(fn, value, error, pattern):
     with pytest.raises(error, match=pattern) as info:
         check_observation(make_msg(name="my_site", fn=fn, value=value))
     assert "'my_site'" in str(info.value)
 
 
-@pytest.mark.parametrize("fn", [dist.Normal(torch.zeros(4), 1.0),
-                                dist.Normal(torch.zeros(4), 1.0).to_event(1),
-                                dist.Normal(torch.zeros(2, 2), 1.0).to_event(2)])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        dist.Normal(torch.zeros(4), 1.0),
+        dist.Normal(torch.zeros(4), 1.0).to_event(1),
+        dist.Normal(torch.zeros(2, 2), 1.0).to_event(2),
+    ],
+)
 def test_real_support_check_finds_the_nan_and_accepts_infinities(fn):
     # The real line's check is one sum (nan if any entry is); +inf and -inf together also sum to
     # nan, and the full check must then accept them.
-    bad = torch.tensor([0.0, 1.0, float("nan"), 2.0]).reshape(fn.batch_shape + fn.event_shape)
+    bad = torch.tensor([0.0, 1.0, float("nan"), 2.0]).reshape(
+        fn.batch_shape + fn.event_shape
+    )
     with pytest.raises(ValueError, match="'y'.*support.*e.g. nan"):
         check_observation(make_msg(name="y", fn=fn, value=bad))
     both = torch.tensor([float("inf"), float("-inf"), 0.0, 1.0]).reshape(bad.shape)
     assert torch.isnan(both.sum())
     check_observation(make_msg(name="y", fn=fn, value=both))
-    check_observation(make_msg(name="y", fn=fn, value=torch.arange(4).reshape(bad.shape)))  # ints
+    # ints
+    check_observation(
+        make_msg(name="y", fn=fn, value=torch.arange(4).reshape(bad.shape))
+    )
 
 
 shapes = st.lists(st.integers(0, 3), max_size=4).map(tuple)
@@ -295,7 +367,10 @@ def test_check_observation_shape_rule_is_torchs_broadcasting(value_shape, batch_
         expected = True
     except RuntimeError:
         expected = False
-    assert runtime._broadcastable(torch.Size(value_shape), torch.Size(batch_shape)) == expected
+    assert (
+        runtime._broadcastable(torch.Size(value_shape), torch.Size(batch_shape))
+        == expected
+    )
     fn = dist.Normal(torch.zeros(batch_shape), 1.0)
     msg = make_msg(name="y", fn=fn, value=torch.zeros(value_shape))
     if expected:
@@ -306,7 +381,9 @@ def test_check_observation_shape_rule_is_torchs_broadcasting(value_shape, batch_
 
 
 def test_observed_values_are_checked_only_when_validation_is_on():
-    msg = make_msg(name="flip", fn=dist.Bernoulli(0.5), value=torch.tensor(0.5), is_observed=True)
+    msg = make_msg(
+        name="flip", fn=dist.Bernoulli(0.5), value=torch.tensor(0.5), is_observed=True
+    )
     with pytest.raises(ValueError, match="'flip'"):
         apply_stack(dict(msg))
     enable_validation(False)
@@ -314,7 +391,9 @@ def test_observed_values_are_checked_only_when_validation_is_on():
 
 
 def test_unobserved_values_set_by_handlers_are_not_checked():
-    msg = make_msg(name="z", fn=dist.Bernoulli(0.5), value=torch.tensor(0.5), is_observed=False)
+    msg = make_msg(
+        name="z", fn=dist.Bernoulli(0.5), value=torch.tensor(0.5), is_observed=False
+    )
     assert apply_stack(msg)["value"] == 0.5
 
 
@@ -354,19 +433,29 @@ def test_check_observation_rejects_exactly_the_dtypes_torch_cannot_score(fn, val
     assert not fn.log_prob(value.float()).isnan().any()  # the advice works
 
 
-def test_dtype_check_is_skipped_for_floating_point_and_remembered_for_the_rest(monkeypatch):
+def test_dtype_check_is_skipped_for_floating_point_and_remembered_for_the_rest(
+    monkeypatch,
+):
     calls = []
     real = dist.Poisson.log_prob
-    monkeypatch.setattr(dist.Poisson, "log_prob", lambda self, v: calls.append(v.dtype) or real(self, v))
+    monkeypatch.setattr(
+        dist.Poisson, "log_prob", lambda self, v: calls.append(v.dtype) or real(self, v)
+    )
     check_observation(make_msg(fn=dist.Poisson(2.0), value=torch.tensor(3.0)))
     assert calls == []  # a floating-point value needs no trial
     runtime._SCORES_DTYPE.pop((dist.Poisson, torch.int16), None)
     for _ in range(3):
-        check_observation(make_msg(fn=dist.Poisson(torch.full((2,), 2.0)), value=torch.tensor([3, 1], dtype=torch.int16)))
+        check_observation(
+            make_msg(
+                fn=dist.Poisson(torch.full((2,), 2.0)),
+                value=torch.tensor([3, 1], dtype=torch.int16),
+            )
+        )
     assert calls == [torch.int16]  # tried once, then remembered
 
 
 # --- seeds -------------------------------------------------------------------------------------
+
 
 def test_set_rng_seed_seeds_torch_and_random():
     set_rng_seed(3)
@@ -391,18 +480,40 @@ def test_rng_state_round_trip():
         assert runtime.numpy.random.rand() == x
 
 
-ONE_NUMBER_SUPPORTS = [constraints.real, constraints.boolean, constraints.positive,
-                       constraints.nonnegative, constraints.unit_interval,
-                       constraints.nonnegative_integer, constraints.positive_integer]
+ONE_NUMBER_SUPPORTS = [
+    constraints.real,
+    constraints.boolean,
+    constraints.positive,
+    constraints.nonnegative,
+    constraints.unit_interval,
+    constraints.nonnegative_integer,
+    constraints.positive_integer,
+]
 
 
 def test_one_number_checks_cover_these_supports():
-    assert set(runtime._ONE_NUMBER_CHECKS) == {id(support) for support in ONE_NUMBER_SUPPORTS}
+    assert set(runtime._ONE_NUMBER_CHECKS) == {
+        id(support) for support in ONE_NUMBER_SUPPORTS
+    }
 
 
 @pytest.mark.parametrize("support", ONE_NUMBER_SUPPORTS)
-@pytest.mark.parametrize("number", [0.0, -0.0, 1.0, 0.5, -1.0, 2.0, 3.5, 1e30, float("inf"),
-                                    float("-inf"), float("nan")])
+@pytest.mark.parametrize(
+    "number",
+    [
+        0.0,
+        -0.0,
+        1.0,
+        0.5,
+        -1.0,
+        2.0,
+        3.5,
+        1e30,
+        float("inf"),
+        float("-inf"),
+        float("nan"),
+    ],
+)
 def test_one_number_checks_agree_with_torchs(support, number):
     # check_observation's plain-Python check of a one-element value against the torch check.
     check = runtime._ONE_NUMBER_CHECKS[id(support)]
@@ -413,8 +524,15 @@ def test_one_number_checks_agree_with_torchs(support, number):
 
 @pytest.mark.parametrize("support", ONE_NUMBER_SUPPORTS)
 def test_one_number_checks_cover_ints_and_bools(support):
-    for value in (torch.tensor(0), torch.tensor(3), torch.tensor(-2), torch.tensor(True)):
-        assert runtime._ONE_NUMBER_CHECKS[id(support)](value.item()) == bool(support.check(value).all())
+    for value in (
+        torch.tensor(0),
+        torch.tensor(3),
+        torch.tensor(-2),
+        torch.tensor(True),
+    ):
+        assert runtime._ONE_NUMBER_CHECKS[id(support)](value.item()) == bool(
+            support.check(value).all()
+        )
 
 
 @dataclasses.dataclass
@@ -436,4 +554,6 @@ class NormalAboveZero(dist.Normal):
 def test_check_observation_takes_an_unhashable_user_constraint(value):
     check_observation(make_msg(name="y", fn=NormalAboveZero(0.0, 1.0), value=value))
     with pytest.raises(ValueError, match="'y'.*support"):
-        check_observation(make_msg(name="y", fn=NormalAboveZero(0.0, 1.0), value=-value))
+        check_observation(
+            make_msg(name="y", fn=NormalAboveZero(0.0, 1.0), value=-value)
+        )

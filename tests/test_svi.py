@@ -50,6 +50,7 @@ def coin_programs(P=ppl, D=dist):
         a = P.param("a", torch.tensor(1.0), constraint=D.constraints.positive)
         b = P.param("b", torch.tensor(1.0), constraint=D.constraints.positive)
         P.sample("z", D.Beta(a, b))
+
     return model, guide
 
 
@@ -62,6 +63,7 @@ def normal_programs(prior_scale, obs_scale):
         m = ppl.param("m", torch.tensor(0.0))
         s = ppl.param("s", torch.tensor(1.0), constraint=constraints.positive)
         ppl.sample("z", dist.Normal(m, s))
+
     return model, guide
 
 
@@ -71,9 +73,11 @@ def averaged(svi, data, names, num_steps):
     for _ in range(num_steps):
         svi.step(data)
         history.append([ppl.param(n).item() for n in names])
-    tail = torch.tensor(history[num_steps // 2:])
+    tail = torch.tensor(history[num_steps // 2 :])
     batches = tail[: len(tail) // 5 * 5].reshape(5, -1, len(names)).mean(1)
-    return tail.mean(0), torch.tensor([mean_and_stderr(batches[:, i])[1] for i in range(len(names))])
+    return tail.mean(0), torch.tensor(
+        [mean_and_stderr(batches[:, i])[1] for i in range(len(names))]
+    )
 
 
 def test_svi_reaches_the_beta_bernoulli_posterior():
@@ -93,7 +97,11 @@ def test_svi_reaches_the_beta_bernoulli_posterior():
         assert abs(series.mean() - target) < max(5 * se, 0.006)
 
 
-@pytest.mark.parametrize("loss", [Trace_ELBO(), TraceMeanField_ELBO()], ids=["Trace_ELBO", "TraceMeanField_ELBO"])
+@pytest.mark.parametrize(
+    "loss",
+    [Trace_ELBO(), TraceMeanField_ELBO()],
+    ids=["Trace_ELBO", "TraceMeanField_ELBO"],
+)
 def test_svi_reaches_the_normal_normal_posterior(loss):
     model, guide = normal_programs(prior_scale=2.0, obs_scale=1.0)
     ppl.set_rng_seed(1)
@@ -115,7 +123,9 @@ def test_svi_fits_model_params_by_maximum_likelihood():
     for _ in range(800):
         svi.step(READINGS)
     assert ppl.param("loc").item() == pytest.approx(READINGS.mean().item(), abs=1e-3)
-    assert ppl.param("scale").item() == pytest.approx(READINGS.std(unbiased=False).item(), abs=1e-3)
+    assert ppl.param("scale").item() == pytest.approx(
+        READINGS.std(unbiased=False).item(), abs=1e-3
+    )
 
 
 def test_step_returns_the_loss_and_leaves_no_gradients():
@@ -128,10 +138,14 @@ def test_step_returns_the_loss_and_leaves_no_gradients():
     loss = svi.step(FLIPS)
     assert isinstance(loss, float) and loss == pytest.approx(expected, abs=1e-6)
     assert ppl.param("a").item() != 1.0
-    assert all(leaf.grad is None for _, leaf in ppl.get_param_store().named_parameters())
+    assert all(
+        leaf.grad is None for _, leaf in ppl.get_param_store().named_parameters()
+    )
     evaluated = svi.evaluate_loss(FLIPS)
     assert isinstance(evaluated, float) and math.isfinite(evaluated)
-    assert all(leaf.grad is None for _, leaf in ppl.get_param_store().named_parameters())
+    assert all(
+        leaf.grad is None for _, leaf in ppl.get_param_store().named_parameters()
+    )
 
 
 def test_step_updates_only_the_params_the_step_touched_and_picks_up_new_ones():
@@ -155,7 +169,9 @@ def test_step_updates_only_the_params_the_step_touched_and_picks_up_new_ones():
     assert ppl.param("bystander").item() == 5.0
     assert ppl.param("shift").item() != 0.0
     held = [p for group in optim.optimizer.param_groups for p in group["params"]]
-    assert len(held) == 2 and int(optim.optimizer.state[ppl.param("shift")]["step"]) == 3
+    assert (
+        len(held) == 2 and int(optim.optimizer.state[ppl.param("shift")]["step"]) == 3
+    )
 
 
 def test_same_path_as_pyro_for_the_same_seed():
@@ -165,7 +181,9 @@ def test_same_path_as_pyro_for_the_same_seed():
         model, guide = coin_programs(P, D)
         P.clear_param_store()
         P.set_rng_seed(0)
-        svi = P.infer.SVI(model, guide, P.optim.Adam({"lr": 0.05}), loss=P.infer.Trace_ELBO())
+        svi = P.infer.SVI(
+            model, guide, P.optim.Adam({"lr": 0.05}), loss=P.infer.Trace_ELBO()
+        )
         losses[P.__name__] = torch.tensor([svi.step(FLIPS) for _ in range(30)])
         losses[P.__name__ + " a"] = P.param("a").item()
     pyro.clear_param_store()
@@ -186,14 +204,24 @@ def test_programs_without_params_step_without_error():
     def model(x):
         ppl.sample("z", dist.Normal(0.0, 1.0))
 
-    svi = SVI(model, lambda x: ppl.sample("z", dist.Normal(0.5, 1.0)), Adam({"lr": 0.1}), loss=Trace_ELBO())
+    svi = SVI(
+        model,
+        lambda x: ppl.sample("z", dist.Normal(0.5, 1.0)),
+        Adam({"lr": 0.1}),
+        loss=Trace_ELBO(),
+    )
     assert math.isfinite(svi.step(None))
 
 
 def test_optim_must_be_a_ppl_optimizer():
     model, guide = coin_programs()
     with pytest.raises(ValueError, match="ppl.optim"):
-        SVI(model, guide, torch.optim.Adam([torch.zeros(1, requires_grad=True)]), loss=Trace_ELBO())
+        SVI(
+            model,
+            guide,
+            torch.optim.Adam([torch.zeros(1, requires_grad=True)]),
+            loss=Trace_ELBO(),
+        )
 
 
 def tails_model(x):
@@ -214,13 +242,20 @@ def test_non_finite_loss_names_the_step_and_the_site_and_updates_nothing():
     assert f"at step {step} " in message and step > 0
     assert "model site 'z' (Uniform): log density -inf" in message
     assert {n: ppl.param(n).item() for n in ("a", "b")} == before
-    assert all(leaf.grad is None for _, leaf in ppl.get_param_store().named_parameters())
+    assert all(
+        leaf.grad is None for _, leaf in ppl.get_param_store().named_parameters()
+    )
     assert get_stack() == []
 
 
 def test_guide_missing_a_site_fails_in_step_with_the_site_name():
     model, _ = coin_programs()
-    svi = SVI(model, lambda x: ppl.param("a", torch.tensor(1.0)), Adam({"lr": 0.01}), loss=Trace_ELBO())
+    svi = SVI(
+        model,
+        lambda x: ppl.param("a", torch.tensor(1.0)),
+        Adam({"lr": 0.01}),
+        loss=Trace_ELBO(),
+    )
     with pytest.raises(ValueError, match="model site 'z'"):
         svi.step(FLIPS)
     assert get_stack() == []
@@ -240,7 +275,9 @@ def test_an_error_inside_step_leaves_no_handler_and_no_partial_gradient():
     with pytest.raises(RuntimeError, match="boom"):
         svi.step(FLIPS)
     assert get_stack() == []
-    assert all(leaf.grad is None for _, leaf in ppl.get_param_store().named_parameters())
+    assert all(
+        leaf.grad is None for _, leaf in ppl.get_param_store().named_parameters()
+    )
     svi.step(FLIPS)  # the next step starts clean
     assert get_stack() == []
 
@@ -248,8 +285,12 @@ def test_an_error_inside_step_leaves_no_handler_and_no_partial_gradient():
 def test_step_under_outer_handlers_sees_substituted_params():
     # A substituted param has no unconstrained leaf: the step skips it and does not fail.
     model, guide = coin_programs()
-    svi = SVI(model, poutine.substitute(guide, data={"b": torch.tensor(3.0)}), Adam({"lr": 0.1}),
-              loss=Trace_ELBO())
+    svi = SVI(
+        model,
+        poutine.substitute(guide, data={"b": torch.tensor(3.0)}),
+        Adam({"lr": 0.1}),
+        loss=Trace_ELBO(),
+    )
     svi.step(FLIPS)
     assert "b" not in ppl.get_param_store() and ppl.param("a").item() != 1.0
 
@@ -264,6 +305,7 @@ def point_programs(name="loc", site="z"):
 
     def guide(x=None):
         ppl.sample(site, dist.Delta(ppl.param(name, torch.tensor(1.0))))
+
     return model, guide
 
 
@@ -273,7 +315,8 @@ def test_a_failed_optimizer_leaves_no_gradient_for_the_next_step():
     with pytest.raises(TypeError, match="'bogus'"):
         SVI(model, guide, SGD({"lr": 0.1, "bogus": 1}), Trace_ELBO()).step()
     SVI(model, guide, SGD({"lr": 0.1}), Trace_ELBO()).step()
-    assert ppl.param("loc").item() == pytest.approx(1.0 - 0.1 * 1.0)  # one step, not two
+    # one step, not two
+    assert ppl.param("loc").item() == pytest.approx(1.0 - 0.1 * 1.0)
 
     # Settings from a function are known only at the first update: the step fails, changes
     # nothing, and the same optimizer works once they are fixed.
@@ -282,7 +325,9 @@ def test_a_failed_optimizer_leaves_no_gradient_for_the_next_step():
     svi = SVI(model, guide, SGD(lambda name: settings), Trace_ELBO())
     with pytest.raises(TypeError, match="'bogus'"):
         svi.step()
-    assert ppl.param("loc").item() == 1.0 and ppl.param("loc").unconstrained().grad is None
+    assert (
+        ppl.param("loc").item() == 1.0 and ppl.param("loc").unconstrained().grad is None
+    )
     del settings["bogus"]
     svi.step()
     assert ppl.param("loc").item() == pytest.approx(0.9)
@@ -298,6 +343,7 @@ def diverging_programs():
         loc = ppl.param("loc", torch.tensor(0.0))
         scale = ppl.param("scale", torch.tensor(1.0), constraint=constraints.positive)
         ppl.sample("z", dist.Normal(loc, scale))
+
     return model, guide
 
 
@@ -307,11 +353,15 @@ def test_divergence_is_caught_at_the_step_that_diverges():
     model, guide = diverging_programs()
     ppl.set_rng_seed(0)
     svi = SVI(model, guide, SGD({"lr": 1e6}), Trace_ELBO())
-    with pytest.raises(FloatingPointError, match=r"at step 0 .*'scale'.*learning rate") as info:
+    with pytest.raises(
+        FloatingPointError, match=r"at step 0 .*'scale'.*learning rate"
+    ) as info:
         svi.step(READINGS)
     assert "'loc'" not in str(info.value)  # loc moved far, but stayed finite
     assert ppl.param("loc").item() == 0.0 and ppl.param("scale").item() == 1.0
-    assert all(leaf.grad is None for _, leaf in ppl.get_param_store().named_parameters())
+    assert all(
+        leaf.grad is None for _, leaf in ppl.get_param_store().named_parameters()
+    )
     assert get_stack() == []
 
 
@@ -335,12 +385,23 @@ def test_a_rolled_back_step_leaves_the_svi_exactly_as_before():
         ppl.set_rng_seed(1)
         for _ in range(5):
             svi.step(READINGS)
-        state = {name: {k: v.clone() if isinstance(v, torch.Tensor) else v
-                        for k, v in optim.optimizer.state[leaf].items()}
-                 for name, leaf in ppl.get_param_store().named_parameters()}
-        return {n: ppl.param(n).item() for n in ("loc", "scale")}, state, optim.optimizer.param_groups[0]["lr"]
+        state = {
+            name: {
+                k: v.clone() if isinstance(v, torch.Tensor) else v
+                for k, v in optim.optimizer.state[leaf].items()
+            }
+            for name, leaf in ppl.get_param_store().named_parameters()
+        }
+        return (
+            {n: ppl.param(n).item() for n in ("loc", "scale")},
+            state,
+            optim.optimizer.param_groups[0]["lr"],
+        )
 
-    (values, state, lr), (straight_values, straight_state, straight_lr) = run(True), run(False)
+    (values, state, lr), (straight_values, straight_state, straight_lr) = (
+        run(True),
+        run(False),
+    )
     assert values == straight_values and lr == straight_lr
     for name in state:
         assert state[name]["step"] == straight_state[name]["step"] == 10
@@ -351,11 +412,17 @@ def test_a_rolled_back_step_leaves_the_svi_exactly_as_before():
 def test_svi_checks_the_types_of_its_arguments():
     model, guide = coin_programs()
     optim, elbo = Adam({"lr": 0.01}), Trace_ELBO()
-    cases = [((None, guide, optim, elbo), {}, "model"),
-             ((model, None, optim, elbo), {}, "guide"),
-             ((model, "guide", optim, elbo), {}, "guide"),
-             ((model, guide, optim, Trace_ELBO), {}, r"Trace_ELBO\(\)"),
-             ((model, guide, optim, elbo.differentiable_loss), {"loss_and_grads": 1.0}, "loss_and_grads")]
+    cases = [
+        ((None, guide, optim, elbo), {}, "model"),
+        ((model, None, optim, elbo), {}, "guide"),
+        ((model, "guide", optim, elbo), {}, "guide"),
+        ((model, guide, optim, Trace_ELBO), {}, r"Trace_ELBO\(\)"),
+        (
+            (model, guide, optim, elbo.differentiable_loss),
+            {"loss_and_grads": 1.0},
+            "loss_and_grads",
+        ),
+    ]
     for args, kwargs, message in cases:
         with pytest.raises(TypeError, match=message):
             SVI(*args, **kwargs)
@@ -375,6 +442,7 @@ def nesting_programs(inner: SVI, blocked: bool = False):
 
     def guide(x=None):
         ppl.sample("w", dist.Delta(ppl.param("outer_loc", torch.tensor(1.0))))
+
     return model, guide
 
 
@@ -383,7 +451,9 @@ def test_an_svi_step_inside_a_model_is_an_error():
     outer = SVI(*nesting_programs(inner), SGD({"lr": 0.1}), Trace_ELBO())
     with pytest.raises(RuntimeError, match=r"inside .*SVI.step.*block"):
         outer.step()
-    assert "inner_loc" not in ppl.get_param_store() or ppl.param("inner_loc").item() == 1.0
+    assert (
+        "inner_loc" not in ppl.get_param_store() or ppl.param("inner_loc").item() == 1.0
+    )
     assert ppl.param("outer_loc").item() == 1.0 and get_stack() == []
     # Nothing is left set: each SVI steps normally on its own afterwards.
     inner.step()
@@ -401,7 +471,9 @@ def test_an_svi_step_under_block_inside_a_model_is_isolated():
     # each param took its own three SGD steps on loc**2 / 2: loc = 0.9**3
     assert ppl.param("inner_loc").item() == pytest.approx(0.9**3)
     assert ppl.param("outer_loc").item() == pytest.approx(0.9**3)
-    assert [p for g in optim.optimizer.param_groups for p in g["params"]] == [ppl.param("outer_loc")]
+    assert [p for g in optim.optimizer.param_groups for p in g["params"]] == [
+        ppl.param("outer_loc")
+    ]
 
 
 def test_two_threads_run_their_own_svi_at_the_same_time(run_in_threads):

@@ -41,7 +41,9 @@ def make_program(prefix: str, data: torch.Tensor):
     def guide():
         loc = ppl.param(f"{prefix}_loc", torch.tensor(0.0))
         offset = ppl.param(f"{prefix}_offset", torch.zeros(2, 1))
-        scale = ppl.param(f"{prefix}_scale", torch.tensor(1.0), constraint=constraints.positive)
+        scale = ppl.param(
+            f"{prefix}_scale", torch.tensor(1.0), constraint=constraints.positive
+        )
         ppl.sample("loc", dist.Delta(loc * scale))
         with ppl.plate("groups", 2, dim=-2):
             ppl.sample("offset", dist.Delta(offset))
@@ -49,7 +51,9 @@ def make_program(prefix: str, data: torch.Tensor):
     return model, guide
 
 
-def train(prefix: str, data: torch.Tensor, barrier: threading.Barrier | None = None) -> list[float]:
+def train(
+    prefix: str, data: torch.Tensor, barrier: threading.Barrier | None = None
+) -> list[float]:
     model, guide = make_program(prefix, data)
     svi = SVI(model, guide, Adam({"lr": 0.05}), Trace_ELBO())
     losses = []
@@ -63,11 +67,15 @@ def train(prefix: str, data: torch.Tensor, barrier: threading.Barrier | None = N
 
 def final_params(prefix: str) -> dict[str, torch.Tensor]:
     store = ppl.get_param_store()
-    return {name: store[name].detach().clone() for name in store if name.startswith(prefix)}
+    return {
+        name: store[name].detach().clone() for name in store if name.startswith(prefix)
+    }
 
 
-DATA = {"a": torch.tensor([[1.0, 2.0, 3.0], [2.0, 2.5, 3.5]]),
-        "b": torch.tensor([[-4.0, -5.0, -3.0], [-1.0, 0.0, 1.0]])}
+DATA = {
+    "a": torch.tensor([[1.0, 2.0, 3.0], [2.0, 2.5, 3.5]]),
+    "b": torch.tensor([[-4.0, -5.0, -3.0], [-1.0, 0.0, 1.0]]),
+}
 
 
 @pytest.fixture
@@ -86,10 +94,14 @@ def test_two_threads_train_their_own_programs_as_if_alone(switch_often, run_in_t
     ppl.clear_param_store()
 
     barrier = threading.Barrier(2, timeout=30)
-    runs = [lambda prefix=prefix: train(prefix, DATA[prefix], barrier) for prefix in DATA]
+    runs = [
+        lambda prefix=prefix: train(prefix, DATA[prefix], barrier) for prefix in DATA
+    ]
     results = dict(zip(DATA, run_in_threads(*runs, barrier=barrier)))
     for prefix in DATA:
-        assert results[prefix] == alone[prefix][0], f"thread {prefix}: other losses than alone"
+        assert results[prefix] == alone[prefix][0], (
+            f"thread {prefix}: other losses than alone"
+        )
         params = final_params(prefix)
         assert params.keys() == alone[prefix][1].keys()
         for name, value in params.items():

@@ -46,6 +46,7 @@ def clean_state():
 
 # --- programs written once, run on either library -----------------------------------------------
 
+
 def coin(P, D):
     def model(x):
         z = P.sample("z", D.Beta(2.0, 2.0))
@@ -55,6 +56,7 @@ def coin(P, D):
         a = P.param("a", torch.tensor(3.0), constraint=D.constraints.positive)
         b = P.param("b", torch.tensor(2.0), constraint=D.constraints.positive)
         P.sample("z", D.Beta(a, b))
+
     return model, guide
 
 
@@ -69,6 +71,7 @@ def normal_vector(P, D):
         m = P.param("m", torch.tensor([0.3, -0.2]))
         s = P.param("s", torch.tensor([0.7, 1.3]), constraint=D.constraints.positive)
         P.sample("z", D.Normal(m, s).to_event(1))
+
     return model, guide
 
 
@@ -87,6 +90,7 @@ def masked(P, D, handlers):
 
     def guide(x):
         P.sample("z", D.Normal(P.param("m", torch.tensor(0.2)), 0.8))
+
     return model, guide
 
 
@@ -100,26 +104,40 @@ def discrete(P, D):
     def guide(x):
         P.sample("loc", D.Normal(P.param("m", torch.tensor(0.1)), 0.9))
         P.sample("k", D.Bernoulli(logits=P.param("logit", torch.tensor(0.3))))
+
     return model, guide
 
 
 def with_factor(P, D):
     def model(x):
         z = P.sample("z", D.Normal(0.0, 1.0))
-        P.factor("penalty", -(z ** 2))
+        P.factor("penalty", -(z**2))
         P.sample("x", D.Normal(z, 1.0).expand([len(x)]).to_event(1), obs=x)
 
     def guide(x):
         P.sample("z", D.Normal(P.param("m", torch.tensor(0.0)), 1.0))
+
     return model, guide
 
 
 CASES = {
     "coin": (lambda P, D, H: coin(P, D), FLIPS, {"z": torch.tensor(0.37)}),
-    "vector": (lambda P, D, H: normal_vector(P, D), READINGS, {"z": torch.tensor([0.4, 0.9])}),
-    "scale": (lambda P, D, H: scaled(P, D, H), READINGS, {"z": torch.tensor([-0.3, 1.1])}),
+    "vector": (
+        lambda P, D, H: normal_vector(P, D),
+        READINGS,
+        {"z": torch.tensor([0.4, 0.9])},
+    ),
+    "scale": (
+        lambda P, D, H: scaled(P, D, H),
+        READINGS,
+        {"z": torch.tensor([-0.3, 1.1])},
+    ),
     "mask": (masked, READINGS, {"z": torch.tensor(0.8)}),
-    "discrete": (lambda P, D, H: discrete(P, D), READINGS, {"loc": torch.tensor(0.6), "k": torch.tensor(1.0)}),
+    "discrete": (
+        lambda P, D, H: discrete(P, D),
+        READINGS,
+        {"loc": torch.tensor(0.6), "k": torch.tensor(1.0)},
+    ),
     "factor": (lambda P, D, H: with_factor(P, D), READINGS, {"z": torch.tensor(-0.4)}),
 }
 
@@ -132,6 +150,7 @@ def both(case):
 
 
 # --- the value: ppl and Pyro agree -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_loss_equals_pyros_for_the_same_substituted_latents(case, pyro_fix_latents):
@@ -148,13 +167,18 @@ def test_loss_and_gradients_equal_pyros_for_the_same_seed(case):
         ppl.set_rng_seed(seed)
         ours = Trace_ELBO(num_particles=2).differentiable_loss(m, g, data)
         pyro.set_rng_seed(seed)
-        theirs = pyro.infer.Trace_ELBO(num_particles=2).differentiable_loss(pm, pg, data)
+        theirs = pyro.infer.Trace_ELBO(num_particles=2).differentiable_loss(
+            pm, pg, data
+        )
         torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
         names = sorted(ppl.get_param_store().keys())
         assert names == sorted(pyro.get_param_store().keys())
         ours_leaves = [ppl.param(n).unconstrained() for n in names]
         theirs_leaves = [pyro.param(n).unconstrained() for n in names]
-        for ga, gb in zip(torch.autograd.grad(ours, ours_leaves), torch.autograd.grad(theirs, theirs_leaves)):
+        for ga, gb in zip(
+            torch.autograd.grad(ours, ours_leaves),
+            torch.autograd.grad(theirs, theirs_leaves),
+        ):
             torch.testing.assert_close(ga, gb, rtol=1e-5, atol=1e-5)
 
 
@@ -180,8 +204,12 @@ def test_loss_is_the_hand_written_elbo():
     z = torch.tensor(0.62)
     loss = Trace_ELBO().loss(model, poutine.substitute(guide, data={"z": z}), FLIPS)
     heads, tails = FLIPS.sum(), (1 - FLIPS).sum()
-    elbo = (dist.Beta(2.0, 2.0).log_prob(z) + heads * z.log() + tails * (1 - z).log()
-            - dist.Beta(3.0, 2.0).log_prob(z))
+    elbo = (
+        dist.Beta(2.0, 2.0).log_prob(z)
+        + heads * z.log()
+        + tails * (1 - z).log()
+        - dist.Beta(3.0, 2.0).log_prob(z)
+    )
     assert loss == pytest.approx(-elbo.item(), abs=1e-5)
 
 
@@ -213,14 +241,21 @@ def three_coins(x):
 
 
 def three_coins_guide(x):
-    ppl.sample("coin", dist.Categorical(logits=ppl.param("phi", torch.tensor([0.5, -0.5, 0.0]))))
+    ppl.sample(
+        "coin",
+        dist.Categorical(logits=ppl.param("phi", torch.tensor([0.5, -0.5, 0.0]))),
+    )
 
 
 def exact_three_coins_gradient(phi):
     heads, tails = FLIPS.sum(), (1 - FLIPS).sum()
     q = dist.Categorical(logits=phi)
-    log_joint = lambda k: math.log(1 / 3) + heads * BIASES[k].log() + tails * (1 - BIASES[k]).log()  # noqa: E731
-    return torch.autograd.grad(enumerated_expectation(lambda k: log_joint(k) - q.log_prob(k), q), phi)[0]
+    log_joint = lambda k: (
+        math.log(1 / 3) + heads * BIASES[k].log() + tails * (1 - BIASES[k]).log()
+    )
+    return torch.autograd.grad(
+        enumerated_expectation(lambda k: log_joint(k) - q.log_prob(k), q), phi
+    )[0]
 
 
 def z_scores(samples: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
@@ -230,13 +265,17 @@ def z_scores(samples: torch.Tensor, exact: torch.Tensor) -> torch.Tensor:
 def gradient_draws(loss_fn, num_draws):
     three_coins_guide(FLIPS)
     phi = ppl.param("phi")
-    return phi, torch.stack([torch.autograd.grad(loss_fn(), phi)[0] for _ in range(num_draws)])
+    return phi, torch.stack(
+        [torch.autograd.grad(loss_fn(), phi)[0] for _ in range(num_draws)]
+    )
 
 
 def test_gradient_with_a_discrete_latent_is_unbiased():
     ppl.set_rng_seed(0)
     elbo = Trace_ELBO()
-    phi, draws = gradient_draws(lambda: -elbo.differentiable_loss(three_coins, three_coins_guide, FLIPS), 3000)
+    phi, draws = gradient_draws(
+        lambda: -elbo.differentiable_loss(three_coins, three_coins_guide, FLIPS), 3000
+    )
     exact = exact_three_coins_gradient(phi)
     assert exact.abs().min() > 0.3
     assert z_scores(draws, exact).abs().max() < 5
@@ -246,7 +285,9 @@ def test_the_unbiasedness_check_rejects_the_pathwise_only_estimator():
     # Without the score-function term (chapter 5's estimator), the gradient averages to zero.
     def pathwise_only():
         guide_trace = poutine.trace(three_coins_guide).get_trace(FLIPS)
-        model_trace = poutine.trace(poutine.replay(three_coins, trace=guide_trace)).get_trace(FLIPS)
+        model_trace = poutine.trace(
+            poutine.replay(three_coins, trace=guide_trace)
+        ).get_trace(FLIPS)
         return model_trace.log_prob_sum() - guide_trace.log_prob_sum()
 
     ppl.set_rng_seed(0)
@@ -265,7 +306,9 @@ def test_num_particles_agrees_with_one_particle_in_expectation():
         rows = []
         for _ in range(n):
             loss = elbo.differentiable_loss(model, guide, READINGS)
-            rows.append(torch.stack([loss.detach(), *torch.autograd.grad(loss, leaves)]))
+            rows.append(
+                torch.stack([loss.detach(), *torch.autograd.grad(loss, leaves)])
+            )
         return torch.stack(rows)
 
     one, four = draws(1, 2000), draws(4, 500)
@@ -276,6 +319,7 @@ def test_num_particles_agrees_with_one_particle_in_expectation():
 
 
 # --- TraceMeanField_ELBO -----------------------------------------------------------------------
+
 
 def noisy_model(x):
     z = ppl.sample("z", dist.Normal(0.0, 1.0))
@@ -289,10 +333,18 @@ def noisy_guide(x):
 
 
 def closed_form_elbo(m=0.2, s=0.9, sigma=3.0):
-    expected_log_lik = (-0.5 * math.log(2 * math.pi * sigma**2)
-                        - ((READINGS - m) ** 2 + s**2) / (2 * sigma**2)).sum().item()
-    kl = torch.distributions.kl_divergence(torch.distributions.Normal(torch.tensor(m), torch.tensor(s)),
-                                           torch.distributions.Normal(0.0, 1.0)).item()
+    expected_log_lik = (
+        (
+            -0.5 * math.log(2 * math.pi * sigma**2)
+            - ((READINGS - m) ** 2 + s**2) / (2 * sigma**2)
+        )
+        .sum()
+        .item()
+    )
+    kl = torch.distributions.kl_divergence(
+        torch.distributions.Normal(torch.tensor(m), torch.tensor(s)),
+        torch.distributions.Normal(0.0, 1.0),
+    ).item()
     return expected_log_lik - kl
 
 
@@ -300,7 +352,9 @@ def test_mean_field_and_trace_elbo_equal_the_closed_form_in_expectation():
     ppl.set_rng_seed(2)
     exact = closed_form_elbo()
     for elbo in (Trace_ELBO(), TraceMeanField_ELBO()):
-        values = torch.tensor([-elbo.loss(noisy_model, noisy_guide, READINGS) for _ in range(3000)])
+        values = torch.tensor(
+            [-elbo.loss(noisy_model, noisy_guide, READINGS) for _ in range(3000)]
+        )
         se = values.std() / math.sqrt(len(values))
         assert abs(values.mean() - exact) < 5 * se
 
@@ -310,14 +364,30 @@ def test_mean_field_is_exactly_minus_the_kl_without_observations():
         ppl.sample("z", dist.Normal(0.0, 1.0).expand([3]).to_event(1))
 
     def guide(x):
-        ppl.sample("z", dist.Normal(torch.tensor([0.5, -1.0, 2.0]), torch.tensor([0.3, 1.5, 1.0])).to_event(1))
+        ppl.sample(
+            "z",
+            dist.Normal(
+                torch.tensor([0.5, -1.0, 2.0]), torch.tensor([0.3, 1.5, 1.0])
+            ).to_event(1),
+        )
 
-    kl = torch.distributions.kl_divergence(torch.distributions.Normal(torch.tensor([0.5, -1.0, 2.0]),
-                                                                      torch.tensor([0.3, 1.5, 1.0])),
-                                           torch.distributions.Normal(0.0, 1.0)).sum().item()
+    kl = (
+        torch.distributions.kl_divergence(
+            torch.distributions.Normal(
+                torch.tensor([0.5, -1.0, 2.0]), torch.tensor([0.3, 1.5, 1.0])
+            ),
+            torch.distributions.Normal(0.0, 1.0),
+        )
+        .sum()
+        .item()
+    )
     for _ in range(3):
-        assert TraceMeanField_ELBO().loss(prior_only, guide, None) == pytest.approx(kl, rel=1e-6)
-    assert TraceMeanField_ELBO().loss(prior_only, poutine.scale(guide, scale=2.0), None) == pytest.approx(2 * kl)
+        assert TraceMeanField_ELBO().loss(prior_only, guide, None) == pytest.approx(
+            kl, rel=1e-6
+        )
+    assert TraceMeanField_ELBO().loss(
+        prior_only, poutine.scale(guide, scale=2.0), None
+    ) == pytest.approx(2 * kl)
 
 
 def test_mean_field_has_lower_gradient_variance_on_the_noisy_normal_model():
@@ -326,15 +396,22 @@ def test_mean_field_has_lower_gradient_variance_on_the_noisy_normal_model():
     m = ppl.param("m")
     spread = []
     for elbo in (Trace_ELBO(), TraceMeanField_ELBO()):
-        grads = torch.stack([torch.autograd.grad(elbo.differentiable_loss(noisy_model, noisy_guide, READINGS), m)[0]
-                             for _ in range(1000)])
+        grads = torch.stack(
+            [
+                torch.autograd.grad(
+                    elbo.differentiable_loss(noisy_model, noisy_guide, READINGS), m
+                )[0]
+                for _ in range(1000)
+            ]
+        )
         spread.append(grads.var())
     assert spread[0] / spread[1] > 3
 
 
 def test_mean_field_falls_back_to_sampled_terms_without_a_closed_form():
     def model(x):
-        z = ppl.sample("z", dist.Normal(0.0, 1.0).mask(torch.tensor(True)))  # no registered KL
+        # no registered KL
+        z = ppl.sample("z", dist.Normal(0.0, 1.0).mask(torch.tensor(True)))
         ppl.sample("x", dist.Normal(z, 1.0), obs=x)
 
     def guide(x):
@@ -344,14 +421,19 @@ def test_mean_field_falls_back_to_sampled_terms_without_a_closed_form():
         ppl.set_rng_seed(seed)
         sampled = Trace_ELBO().loss(model, guide, torch.tensor(1.0))
         ppl.set_rng_seed(seed)
-        assert TraceMeanField_ELBO().loss(model, guide, torch.tensor(1.0)) == pytest.approx(sampled)
+        assert TraceMeanField_ELBO().loss(
+            model, guide, torch.tensor(1.0)
+        ) == pytest.approx(sampled)
 
 
 # --- clear errors --------------------------------------------------------------------------------
 
+
 def test_guide_missing_a_latent_site_names_it():
     model, _ = normal_vector(ppl, dist)
-    with pytest.raises(ValueError, match="model site 'z' is latent.*no sample site 'z'"):
+    with pytest.raises(
+        ValueError, match="model site 'z' is latent.*no sample site 'z'"
+    ):
         Trace_ELBO().loss(model, lambda x: None, READINGS)
 
 
@@ -390,10 +472,19 @@ def test_auxiliary_guide_sites_are_allowed():
 def test_shape_mismatch_names_the_site():
     model, _ = normal_vector(ppl, dist)
     with pytest.raises(ValueError, match="site 'z'.*event_shape"):
-        Trace_ELBO().loss(model, lambda x: ppl.sample("z", dist.Normal(0.0, 1.0).expand([2])), READINGS)
-    with pytest.raises(ValueError, match=r"site 'z' has shape \(2,\) in the model and \(3,\)"):
-        Trace_ELBO().loss(model, lambda x: ppl.sample("z", dist.Normal(0.0, 1.0).expand([3]).to_event(1)),
-                          READINGS)
+        Trace_ELBO().loss(
+            model,
+            lambda x: ppl.sample("z", dist.Normal(0.0, 1.0).expand([2])),
+            READINGS,
+        )
+    with pytest.raises(
+        ValueError, match=r"site 'z' has shape \(2,\) in the model and \(3,\)"
+    ):
+        Trace_ELBO().loss(
+            model,
+            lambda x: ppl.sample("z", dist.Normal(0.0, 1.0).expand([3]).to_event(1)),
+            READINGS,
+        )
 
 
 def test_checks_are_skipped_with_validation_off():
@@ -422,10 +513,13 @@ def test_non_finite_particle_names_the_first_bad_site():
     assert elbo.nonfinite_site is None
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"num_particles": 0}, "positive integer"),
-    ({"num_particles": 2.0}, "positive integer"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"num_particles": 0}, "positive integer"),
+        ({"num_particles": 2.0}, "positive integer"),
+    ],
+)
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Trace_ELBO(**kwargs)
@@ -443,7 +537,9 @@ def test_traces_are_released_before_backward():
         loc = ppl.param("loc", torch.tensor(0.0))
         q = dist.Normal(loc, 1.0)
         if not refs:  # one hook on the leaf: it fires in each particle's backward
-            loc.register_hook(lambda grad: freed_during_backward.append(refs[-1]() is None))
+            loc.register_hook(
+                lambda grad: freed_during_backward.append(refs[-1]() is None)
+            )
         refs.append(weakref.ref(q))
         ppl.sample("z", q)
 

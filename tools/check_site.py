@@ -30,8 +30,15 @@ from pathlib import Path
 from urllib.parse import unquote, urldefrag, urljoin, urlparse
 
 CHROMIUM_CANDIDATES = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
 
 # Visible text of the page without code, scripts and typeset math: raw TeX must not survive there.
@@ -82,7 +89,11 @@ def find_chromium() -> str | None:
 
 def pages_of(root: Path) -> list[Path]:
     skip = {"_static", "_sources", "_images", "_sphinx_design_static", "_panels_static"}
-    return sorted(p for p in root.rglob("*.html") if not skip.intersection(p.relative_to(root).parts))
+    return sorted(
+        p
+        for p in root.rglob("*.html")
+        if not skip.intersection(p.relative_to(root).parts)
+    )
 
 
 def check_links(page: Path, root: Path, hrefs: list[str], base: str) -> list[str]:
@@ -101,12 +112,20 @@ def check_links(page: Path, root: Path, hrefs: list[str], base: str) -> list[str
         if not target.exists():
             problems.append(f"broken link {href!r}")
             continue
-        if fragment and target.suffix == ".html" and unquote(fragment) not in anchors_of(target):
-            problems.append(f"link {href!r}: no element with id {fragment!r} in {target.relative_to(root)}")
+        if (
+            fragment
+            and target.suffix == ".html"
+            and unquote(fragment) not in anchors_of(target)
+        ):
+            problems.append(
+                f"link {href!r}: no element with id {fragment!r} in {target.relative_to(root)}"
+            )
     return problems
 
 
-def check_page(browser, root: Path, url_root: str, page: Path, shots: Path) -> list[str]:
+def check_page(
+    browser, root: Path, url_root: str, page: Path, shots: Path
+) -> list[str]:
     rel = page.relative_to(root).as_posix()
     url = url_root + rel
     problems: list[str] = []
@@ -126,34 +145,56 @@ def check_page(browser, root: Path, url_root: str, page: Path, shots: Path) -> l
 
     tab.on("request", on_request)
     tab.on("response", on_response)
-    tab.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-           if msg.type == "error" else None)
+    tab.on(
+        "console",
+        lambda msg: (
+            problems.append(f"console {msg.type}: {msg.text}")
+            if msg.type == "error"
+            else None
+        ),
+    )
     tab.on("pageerror", lambda err: problems.append(f"page error: {err}"))
-    tab.route(lambda u: urlparse(u).hostname not in LOOPBACK and urlparse(u).scheme in ("http", "https"),
-              lambda route: route.abort())
+    tab.route(
+        lambda u: (
+            urlparse(u).hostname not in LOOPBACK
+            and urlparse(u).scheme in ("http", "https")
+        ),
+        lambda route: route.abort(),
+    )
     tab.goto(url, wait_until="load")
     tab.wait_for_load_state("networkidle")
 
-    has_math = tab.evaluate("() => document.querySelectorAll('.math, .MathJax, mjx-container').length") > 0
+    has_math = (
+        tab.evaluate(
+            "() => document.querySelectorAll('.math, .MathJax, mjx-container').length"
+        )
+        > 0
+    )
     if has_math:
         ready = tab.evaluate("""async () => {
             if (!window.MathJax || !MathJax.startup || !MathJax.startup.promise) return false;
             await MathJax.startup.promise; return true; }""")
         if not ready:
             problems.append("page has math but MathJax did not load")
-        elif tab.evaluate("() => document.querySelectorAll('mjx-container').length") == 0:
+        elif (
+            tab.evaluate("() => document.querySelectorAll('mjx-container').length") == 0
+        ):
             problems.append("page has math but MathJax produced no output")
         text = tab.evaluate(VISIBLE_TEXT_JS)
         for raw in ("$$", "\\(", "\\["):
             if raw in text:
                 at = text.index(raw)
-                problems.append(f"raw TeX {raw!r} left in the page: ...{text[max(0, at - 40):at + 40]!r}...")
+                problems.append(
+                    f"raw TeX {raw!r} left in the page: ...{text[max(0, at - 40) : at + 40]!r}..."
+                )
 
     broken = tab.evaluate("""() => Array.from(document.images)
         .filter(img => !img.complete || img.naturalWidth === 0).map(img => img.src)""")
     problems += [f"image did not load: {src}" for src in broken]
 
-    hrefs = tab.evaluate("() => Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href'))")
+    hrefs = tab.evaluate(
+        "() => Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href'))"
+    )
     problems += check_links(page, root, hrefs, tab.url)  # tab.url: after any redirect
 
     shot = shots / (rel.removesuffix(".html").replace("/", "__") + ".png")
@@ -163,16 +204,24 @@ def check_page(browser, root: Path, url_root: str, page: Path, shots: Path) -> l
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Check the rendered book in headless Chromium.")
+    parser = argparse.ArgumentParser(
+        description="Check the rendered book in headless Chromium."
+    )
     parser.add_argument("html", type=Path, nargs="?", default=Path("_build/html"))
-    parser.add_argument("--screenshots", type=Path, default=None,
-                        help="where to save screenshots (default: _build/screenshots next to html/)")
+    parser.add_argument(
+        "--screenshots",
+        type=Path,
+        default=None,
+        help="where to save screenshots (default: _build/screenshots next to html/)",
+    )
     args = parser.parse_args(argv)
     root = args.html.resolve()
     in_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
     if not (root / "index.html").exists():
-        print(f"check_site: {root}/index.html not found; build the book first (make book).")
+        print(
+            f"check_site: {root}/index.html not found; build the book first (make book)."
+        )
         return 1
     chromium = find_chromium()
     try:
@@ -180,9 +229,15 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         sync_playwright = None
     if chromium is None or sync_playwright is None:
-        missing = "Chromium (apt-get install chromium)" if chromium is None else "Playwright (pip)"
+        missing = (
+            "Chromium (apt-get install chromium)"
+            if chromium is None
+            else "Playwright (pip)"
+        )
         banner = "!" * 78
-        print(f"{banner}\ncheck_site: {missing} not found: the rendered-site check did NOT run.\n{banner}")
+        print(
+            f"{banner}\ncheck_site: {missing} not found: the rendered-site check did NOT run.\n{banner}"
+        )
         return 1 if in_ci else 0
 
     shots = (args.screenshots or root.parent / "screenshots").resolve()
@@ -193,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     problems: list[str] = []
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
+            browser = pw.chromium.launch(
+                executable_path=chromium, args=CHROMIUM_FLAGS, headless=True
+            )
             for page in pages:
                 found = check_page(browser, root, url_root, page, shots)
                 status = "ok" if not found else f"{len(found)} problem(s)"
@@ -208,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         for problem in problems:
             print(f"  {problem}")
         return 1
-    print("check_site: every page rendered with typeset math, no outside requests, no errors.")
+    print(
+        "check_site: every page rendered with typeset math, no outside requests, no errors."
+    )
     return 0
 
 

@@ -1,7 +1,9 @@
-"""ppl: a small Pyro-compatible probabilistic programming package, built chapter by chapter.
+"""ppl: a small Pyro-compatible probabilistic programming package, built chapter by
+chapter.
 
 This file is written by hand and states the public API; every other module (except the
-subpackages' ``__init__.py``) is generated from the chapters in ``book/`` by ``tools/export.py``.
+subpackages' ``__init__.py``) is generated from the chapters in ``book/`` by
+``tools/export.py``.
 
 ============================  ==========  ============================================
 module                        chapter     holds
@@ -13,25 +15,59 @@ module                        chapter     holds
                                           ``to_event``/``expand``/``mask``; ``Delta``
 ``ppl.params``                4           the parameter store
 ``ppl.infer``                 5, 6, 8, 9  ELBO and gradient estimators;
-                                          ``Trace_ELBO``, ``TraceMeanField_ELBO``, ``SVI``
+                                          ``Trace_ELBO``, ``TraceMeanField_ELBO``,
+                                          ``SVI``
 ``ppl.runtime``               7           messages, the handler stack, validation
-``ppl.primitives``            7, 9        ``sample``, ``param``, ``factor``, ...;
-                                          ``plate``
+``ppl.primitives``            7           ``sample``, ``param``, ``factor``, ...
 ``ppl.handlers``              7           ``trace``, ``replay``, ``condition``, ...
+``ppl.plates``                9           ``plate``: conditional independence
 ============================  ==========  ============================================
 
 Pyro's top-level names live here too, so that ``import ppl as pyro`` runs Pyro programs.
 """
 
-from ppl import distributions, exact, handlers, infer, optim, params, runtime
+from ppl import (
+    distributions,
+    exact,
+    handlers,
+    infer,
+    optim,
+    params,
+    plates,
+    primitives,
+    runtime,
+)
 from ppl.params import clear_param_store, get_param_store
-from ppl.primitives import deterministic, factor, module, param, plate, sample
-from ppl.runtime import enable_validation, is_validation_enabled, set_rng_seed, validation_enabled
+from ppl.plates import plate
+from ppl.primitives import deterministic, factor, module, param, sample
+from ppl.runtime import (
+    enable_validation,
+    is_validation_enabled,
+    set_rng_seed,
+    validation_enabled,
+)
 
 __version__ = "0.1.0"
 __all__ = [
-    "distributions", "exact", "handlers", "infer", "optim", "params", "runtime",
-    "clear_param_store", "get_param_store",
-    "deterministic", "factor", "module", "param", "plate", "sample",
-    "enable_validation", "is_validation_enabled", "set_rng_seed", "validation_enabled",
+    "distributions",
+    "exact",
+    "handlers",
+    "infer",
+    "optim",
+    "params",
+    "plates",
+    "primitives",
+    "runtime",
+    "clear_param_store",
+    "get_param_store",
+    "deterministic",
+    "factor",
+    "module",
+    "param",
+    "plate",
+    "sample",
+    "enable_validation",
+    "is_validation_enabled",
+    "set_rng_seed",
+    "validation_enabled",
 ]

@@ -1,7 +1,8 @@
-"""Inference: ELBO estimators (chapter 5), gradient estimators (chapter 6) and the SVI engine (chapter 8).
+"""Inference: ELBO estimators (chapter 5), gradient estimators (chapter 6) and the SVI
+engine (chapter 8).
 
-Hand-written: it states the subpackage's public API. The modules beside it are generated from the
-chapters by ``tools/export.py``.
+Hand-written: it states the subpackage's public API. The modules beside it are generated
+from the chapters by ``tools/export.py``.
 """
 
 # Not the function ``elbo``: that name stays the module ``ppl.infer.elbo``, as in Pyro.
@@ -18,8 +19,17 @@ from ppl.infer.svi import SVI
 from ppl.infer.trace_elbo import Trace_ELBO, TraceMeanField_ELBO
 
 __all__ = [
-    "elbo_estimate", "elbo_samples", "kl_mc", "mean_and_stderr",
-    "MovingAverageBaseline", "enumerated_expectation", "gradient_samples", "pathwise_surrogate",
-    "score_function_surrogate", "surrogate_term",
-    "SVI", "Trace_ELBO", "TraceMeanField_ELBO",
+    "elbo_estimate",
+    "elbo_samples",
+    "kl_mc",
+    "mean_and_stderr",
+    "MovingAverageBaseline",
+    "enumerated_expectation",
+    "gradient_samples",
+    "pathwise_surrogate",
+    "score_function_surrogate",
+    "surrogate_term",
+    "SVI",
+    "Trace_ELBO",
+    "TraceMeanField_ELBO",
 ]

@@ -9,6 +9,10 @@ import sys as _sys
 
 import torch as _torch
 
-_sys._ppl_perturbation = [_torch.empty(n) for n in (1, 3, 5, 17, 33, 65, 129, 1025, 4097, 65537)]
-_sys._ppl_perturbation += [_torch.ones(n, dtype=_torch.float64).cumsum(0) for n in (7, 31, 1000)]
+_sys._ppl_perturbation = [
+    _torch.empty(n) for n in (1, 3, 5, 17, 33, 65, 129, 1025, 4097, 65537)
+]
+_sys._ppl_perturbation += [
+    _torch.ones(n, dtype=_torch.float64).cumsum(0) for n in (7, 31, 1000)
+]
 del _sys, _torch

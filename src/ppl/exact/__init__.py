@@ -1,0 +1,15 @@
+"""Exact answers, the book's oracles: discrete factors (chapter 1) and Bayes (chapter
+2).
+
+Hand-written: it states the subpackage's public API. The modules beside it are
+generated from the chapters by ``tools/export.py``.
+
+- ``ppl.exact.factor``: ``Factor``, a table over named discrete variables.
+- ``ppl.exact.bayes``: ``BetaBernoulli`` and ``NormalNormal`` (conjugate closed forms),
+  ``grid_posterior`` and ``GridPosterior`` (any one-dimensional posterior on a grid).
+"""
+
+from ppl.exact.bayes import BetaBernoulli, GridPosterior, NormalNormal, grid_posterior
+from ppl.exact.factor import Factor
+
+__all__ = ["Factor", "BetaBernoulli", "GridPosterior", "NormalNormal", "grid_posterior"]
