@@ -1,4 +1,4 @@
-"""The benchmark's programs, each written once as a function of the library.
+"""Programs written once as functions of the library, shared by the benchmark and the tests.
 
 ``P`` is the library (``ppl`` or ``pyro``, or ``Bare`` below) and ``D`` its distributions module
 (``ppl.distributions``, ``pyro.distributions`` or ``torch.distributions``). Each function returns a
@@ -8,6 +8,28 @@ Pyro-compatible API: a Pyro program runs on ppl by swapping its imports.
 
 import torch
 from torch.distributions import constraints, transform_to
+
+# The book's coin (chapters 2, 8, 9): ten flips, seven heads, a Beta(2, 2) prior; the exact
+# posterior is Beta(9, 5).
+FLIPS = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0])
+# Five noisy readings of one quantity (chapter 8's Normal-Normal example).
+READINGS = torch.tensor([0.9, 1.7, 1.2, 2.3, 0.4])
+
+
+def beta_coin(P, D, a: float = 3.0, b: float = 2.0):
+    """The book's coin: a Beta(2, 2) prior, the flips as one vector event, a Beta guide
+    whose params ``a`` and ``b`` start at the given values."""
+
+    def model(x):
+        z = P.sample("z", D.Beta(2.0, 2.0))
+        P.sample("x", D.Bernoulli(z).expand([len(x)]).to_event(1), obs=x)
+
+    def guide(x):
+        qa = P.param("a", torch.tensor(a), constraint=D.constraints.positive)
+        qb = P.param("b", torch.tensor(b), constraint=D.constraints.positive)
+        P.sample("z", D.Beta(qa, qb))
+
+    return model, guide
 
 
 def coin(P, D):

@@ -196,6 +196,21 @@ def test_chain_rule_in_any_order_reproduces_the_joint(data):
 
 @LAWS
 @given(st.data())
+def test_product_rule_given_a_third_variable(data):
+    """p(a, b | c) = p(a | b, c) p(b | c): the product rule inside a conditional (chapter 1)."""
+    sizes = data.draw(st.lists(st.integers(2, 4), min_size=3, max_size=4))
+    joint = data.draw(factors(dict(zip(NAMES, sizes)))).normalize()
+    a, b, c = data.draw(st.permutations(joint.names))[:3]
+    left = joint.conditional(a, b, given=c)
+    right = joint.conditional(a, given=(b, c)) * joint.conditional(b, given=c)
+    assert left.allclose(right, atol=1e-9)
+    # left is a conditional: for each value of c, its entries over (a, b) sum to one
+    sums = left.table.sum(dim=(1, 2))
+    assert torch.allclose(sums, torch.ones_like(sums))
+
+
+@LAWS
+@given(st.data())
 def test_product_commutes_up_to_permutation(data):
     f = data.draw(factors())
     # some shared variables, maybe a new one

@@ -12,6 +12,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from programs import FLIPS
 from pyro import poutine as pyro_poutine
 
 import ppl.distributions as dist
@@ -37,9 +38,6 @@ from ppl.primitives import module, param, sample
 from ppl.runtime import enable_validation, get_stack
 
 pytestmark = pytest.mark.usefixtures("clean_state")
-
-
-FLIPS = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0])
 
 
 def coin(flips=FLIPS):

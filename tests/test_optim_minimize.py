@@ -97,15 +97,18 @@ def test_sgd_iterates_equal_hand_written_update():
     assert (iterates[-1] - theta0).abs().max() > 0.1
 
 
-def test_sgd_on_one_dimensional_quadratic_is_geometric():
+# (1.0, 100) is chapter 3's worked example: y = f(1) = 1.5, gradient 1, x_t = 0.9^t.
+@pytest.mark.parametrize("x0, num_steps", [(3.0, 40), (1.0, 100)])
+def test_sgd_on_one_dimensional_quadratic_is_geometric(x0, num_steps):
     # f(x) = x^2 / 2 + 1: x_t = (1 - lr)^t x_0 and history[t] = f(x_t).
-    x = torch.tensor(3.0, dtype=DTYPE, requires_grad=True)
+    x = torch.tensor(x0, dtype=DTYPE, requires_grad=True)
     history = minimize(
-        lambda: 0.5 * x**2 + 1, [x], optimizer="sgd", lr=0.1, num_steps=40
+        lambda: 0.5 * x**2 + 1, [x], optimizer="sgd", lr=0.1, num_steps=num_steps
     )
+    assert len(history) == num_steps
     for t, value in enumerate(history):
-        assert value == pytest.approx(0.5 * (0.9**t * 3.0) ** 2 + 1, abs=1e-12)
-    assert x.item() == pytest.approx(0.9**40 * 3.0, abs=1e-12)
+        assert value == pytest.approx(0.5 * (0.9**t * x0) ** 2 + 1, abs=1e-12)
+    assert x.item() == pytest.approx(0.9**num_steps * x0, rel=1e-12)
 
 
 def test_mle_of_normal_with_constrained_scale_matches_closed_form():

@@ -17,6 +17,7 @@ from ppl.optim import SGD, Adam, ClippedAdam, ClippedAdamOptimizer, PyroOptim
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
+    from pyro.optim import ClippedAdam as PyroClippedAdamWrapper
     from pyro.optim.clipped_adam import ClippedAdam as PyroClippedAdam
 
 
@@ -221,13 +222,45 @@ def test_clipped_adam_clips_elements_and_decays_the_learning_rate():
     # betas 0: the update is lr * g / |g| with the clipped g = (1, -0.25): a plain sign step
     p.grad = torch.tensor([10.0, -0.25])
     optimizer.step()
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
+    # the param's own rate decays; the group keeps the starting lr
+    assert optimizer.state[p]["lr"] == pytest.approx(0.05)
+    assert optimizer.param_groups[0]["lr"] == 0.1
     torch.testing.assert_close(
         p.detach(), torch.tensor([-0.05, 0.05]), rtol=1e-5, atol=1e-7
     )
     p.grad = torch.tensor([0.0, 3.0])
     optimizer.step()
-    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.025)
+    assert optimizer.state[p]["lr"] == pytest.approx(0.025)
+
+
+def test_clipped_adam_decays_each_params_rate_at_its_own_updates_as_pyro_does():
+    # Issue 10: ppl decayed the rate of the whole group at every step, so b, updated at
+    # one step in three, ended at lr * lrd**30 where Pyro's per-param optimizers give
+    # lr * lrd**10. The oracle is Pyro's wrapper itself, one optimizer per param.
+    settings = {"lr": 0.05, "lrd": 0.9, "clip_norm": 5.0}
+    ours = ClippedAdam(settings)
+    theirs = PyroClippedAdamWrapper(settings)
+    ppl_params, pyro_params = leaves(TARGETS), leaves(TARGETS)
+    for step in range(30):
+        used = SOMETIMES_B(step)
+        for params, optim in ((ppl_params, ours), (pyro_params, theirs)):
+            quadratic_grads({n: params[n] for n in used}, step)
+            optim([params[n] for n in used])
+            for n in used:
+                params[n].grad = None
+    for name in TARGETS:
+        torch.testing.assert_close(
+            ppl_params[name], pyro_params[name], rtol=0, atol=1e-6
+        )
+    for name in TARGETS:
+        lr = ours.optimizer.state[ppl_params[name]]["lr"]
+        pyro_lr = theirs.optim_objs[pyro_params[name]].param_groups[0]["lr"]
+        assert abs(lr - pyro_lr) < 1e-12
+    updates_of_b = len([s for s in range(30) if "b" in SOMETIMES_B(s)])
+    assert ours.optimizer.state[ppl_params["b"]]["lr"] == pytest.approx(
+        0.05 * 0.9**updates_of_b
+    )
+    assert updates_of_b == 10
 
 
 def test_clipped_adam_rejects_bad_settings():
@@ -305,6 +338,45 @@ def test_get_state_is_in_pyros_per_param_format():
     optim([a])
     reference.step()
     torch.testing.assert_close(fresh.detach(), a.detach())
+
+
+def test_clipped_adam_state_moves_between_ppl_and_pyro_in_both_directions():
+    # get_state writes each param's decayed rate as its group's lr, Pyro's format, and
+    # set_state reads Pyro's: a run continues the same after either hand-over.
+    settings = {"lr": 0.1, "lrd": 0.8}
+    a = ppl.param("a", torch.zeros(3))
+    ours = ClippedAdam(settings)
+    for step in range(4):
+        quadratic_grads({"a": a}, step)
+        ours([a])
+        a.grad = None
+    state = ours.get_state()["a"]
+    assert state["param_groups"][0]["lr"] == pytest.approx(0.1 * 0.8**4)
+    assert "lr" not in state["state"][0]
+    # ppl -> Pyro: Pyro's optimizer over a copy of the param continues the run
+    fresh = a.detach().clone().requires_grad_()
+    theirs = PyroClippedAdam([fresh], **settings)
+    theirs.load_state_dict(state)
+    for step in range(4, 7):
+        quadratic_grads({"a": a}, step)
+        fresh.grad = a.grad.clone()
+        ours([a])
+        theirs.step()
+        a.grad = None
+    torch.testing.assert_close(fresh.detach(), a.detach(), rtol=0, atol=0)
+    # Pyro -> ppl: a new wrapper takes Pyro's state and continues with it
+    second = ClippedAdam(settings)
+    second.set_state({"a": theirs.state_dict()})
+    for step in range(7, 10):
+        quadratic_grads({"a": a}, step)
+        fresh.grad = a.grad.clone()
+        second([a])
+        theirs.step()
+        a.grad = None
+    torch.testing.assert_close(fresh.detach(), a.detach(), rtol=0, atol=0)
+    assert second.get_state()["a"]["param_groups"][0]["lr"] == pytest.approx(
+        0.1 * 0.8**10
+    )
 
 
 # A step is all or nothing (issue 9, defects 1 and 2): whatever fails, the params, the torch

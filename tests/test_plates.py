@@ -17,6 +17,7 @@ import pyro.distributions as pdist
 import pyro.infer
 import pytest
 import torch
+from programs import FLIPS
 from pyro import poutine as pyro_poutine
 
 import ppl
@@ -991,7 +992,6 @@ def test_score_cost_includes_auxiliary_guide_sites_that_depend_on_the_draw():
 
 # --- vectorized particles ------------------------------------------------------------------------
 
-FLIPS = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0])
 SHAPES: list = []
 
 
@@ -1064,6 +1064,67 @@ def test_vectorized_loss_and_gradients_equal_pyros_for_the_same_seed():
                 torch.testing.assert_close(ga, gb, rtol=1e-5, atol=1e-5, msg=name)
         ppl.clear_param_store()
         pyro.clear_param_store()
+
+
+_REG_GEN = torch.Generator().manual_seed(2)
+REG_A = torch.cat([torch.randn(200, 3, generator=_REG_GEN), torch.ones(200, 1)], 1)
+REG_Y = REG_A @ torch.tensor([1.5, -0.7, 0.3, 0.5]) + torch.randn(
+    200, generator=_REG_GEN
+)
+
+
+def minibatch_regression(P, D, predict):
+    # chapter 9's regression, stacked: beta = (w, b) and A = [X, 1]; predict(A[idx], beta)
+    def model(A, y):
+        beta = P.sample("beta", D.Normal(torch.zeros(4), 10.0).to_event(1))
+        with P.plate("data", len(A), subsample_size=40) as idx:
+            P.sample("y", D.Normal(predict(A[idx], beta), 1.0), obs=y[idx])
+
+    def guide(A, y):
+        loc = P.param("loc", torch.zeros(4))
+        scale = P.param("scale", torch.ones(4), constraint=D.constraints.positive)
+        P.sample("beta", D.Normal(loc, scale).to_event(1))
+
+    return model, guide
+
+
+def broadcast_predict(A, beta):
+    return (A * beta).sum(-1)  # A @ beta, for any batch dims of beta on the left
+
+
+def test_a_model_that_broadcasts_vectorizes_and_equals_pyros_for_the_same_seed():
+    model, guide = minibatch_regression(ppl, dist, broadcast_predict)
+    pmodel, pguide = minibatch_regression(pyro, pdist, broadcast_predict)
+    elbo = Trace_ELBO(num_particles=6, vectorize_particles=True, max_plate_nesting=1)
+    vec_model, vec_guide = elbo._vectorize(model, guide, (REG_A, REG_Y), {})
+    model_trace = poutine.trace(vec_model).get_trace(REG_A, REG_Y)
+    assert model_trace.nodes["y"]["fn"].batch_shape == (6, 40)  # particles by data
+    for seed in range(2):
+        ppl.set_rng_seed(seed)
+        ours = elbo.differentiable_loss(model, guide, REG_A, REG_Y)
+        pyro.set_rng_seed(seed)
+        theirs = pyro.infer.Trace_ELBO(
+            num_particles=6, vectorize_particles=True, max_plate_nesting=1
+        ).differentiable_loss(pmodel, pguide, REG_A, REG_Y)
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-3)
+        for name in ("loc", "scale"):
+            (grad,) = torch.autograd.grad(
+                ours, ppl.param(name).unconstrained(), retain_graph=True
+            )
+            (pyro_grad,) = torch.autograd.grad(
+                theirs, pyro.param(name).unconstrained(), retain_graph=True
+            )
+            torch.testing.assert_close(grad, pyro_grad, rtol=1e-5, atol=1e-3, msg=name)
+    assert_clean()
+
+
+def test_a_model_with_a_matmul_fails_with_vectorized_particles_and_leaves_nothing_behind():
+    model, guide = minibatch_regression(ppl, dist, lambda A, beta: A @ beta)
+    assert math.isfinite(Trace_ELBO().loss(model, guide, REG_A, REG_Y))  # one particle
+    elbo = Trace_ELBO(num_particles=6, vectorize_particles=True, max_plate_nesting=1)
+    with pytest.raises(RuntimeError):  # the particle dim of beta breaks the matmul
+        elbo.loss(model, guide, REG_A, REG_Y)
+    assert_clean()
 
 
 def one_flip(P, D):

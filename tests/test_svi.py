@@ -14,6 +14,7 @@ import warnings
 
 import pytest
 import torch
+from programs import FLIPS, READINGS, beta_coin
 
 import ppl
 import ppl.distributions as dist
@@ -29,9 +30,6 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import pyro
 
-FLIPS = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0])
-READINGS = torch.tensor([0.9, 1.7, 1.2, 2.3, 0.4])
-
 
 @pytest.fixture(autouse=True)
 def clean_state():
@@ -39,19 +37,6 @@ def clean_state():
     yield
     ppl.clear_param_store()
     assert get_stack() == []
-
-
-def coin_programs(P=ppl, D=dist):
-    def model(x):
-        z = P.sample("z", D.Beta(2.0, 2.0))
-        P.sample("x", D.Bernoulli(z).expand([len(x)]).to_event(1), obs=x)
-
-    def guide(x):
-        a = P.param("a", torch.tensor(1.0), constraint=D.constraints.positive)
-        b = P.param("b", torch.tensor(1.0), constraint=D.constraints.positive)
-        P.sample("z", D.Beta(a, b))
-
-    return model, guide
 
 
 def normal_programs(prior_scale, obs_scale):
@@ -81,7 +66,7 @@ def averaged(svi, data, names, num_steps):
 
 
 def test_svi_reaches_the_beta_bernoulli_posterior():
-    model, guide = coin_programs()
+    model, guide = beta_coin(ppl, dist, 1.0, 1.0)
     ppl.set_rng_seed(0)
     svi = SVI(model, guide, Adam({"lr": 0.03}), loss=Trace_ELBO())
     history = []
@@ -129,7 +114,7 @@ def test_svi_fits_model_params_by_maximum_likelihood():
 
 
 def test_step_returns_the_loss_and_leaves_no_gradients():
-    model, guide = coin_programs()
+    model, guide = beta_coin(ppl, dist, 1.0, 1.0)
     ppl.set_rng_seed(3)
     expected = Trace_ELBO().loss(model, guide, FLIPS)  # the same draw as the step's
     ppl.clear_param_store()
@@ -178,7 +163,7 @@ def test_same_path_as_pyro_for_the_same_seed():
     losses = {}
     for P in (ppl, pyro):
         D = P.distributions
-        model, guide = coin_programs(P, D)
+        model, guide = beta_coin(P, D, 1.0, 1.0)
         P.clear_param_store()
         P.set_rng_seed(0)
         svi = P.infer.SVI(
@@ -192,7 +177,7 @@ def test_same_path_as_pyro_for_the_same_seed():
 
 
 def test_a_function_as_loss_works_as_in_pyro():
-    model, guide = coin_programs()
+    model, guide = beta_coin(ppl, dist, 1.0, 1.0)
     elbo = Trace_ELBO()
     svi = SVI(model, guide, ClippedAdam({"lr": 0.05}), loss=elbo.differentiable_loss)
     for _ in range(5):
@@ -214,7 +199,7 @@ def test_programs_without_params_step_without_error():
 
 
 def test_optim_must_be_a_ppl_optimizer():
-    model, guide = coin_programs()
+    model, guide = beta_coin(ppl, dist, 1.0, 1.0)
     with pytest.raises(ValueError, match="ppl.optim"):
         SVI(
             model,
@@ -230,7 +215,7 @@ def tails_model(x):
 
 
 def test_non_finite_loss_names_the_step_and_the_site_and_updates_nothing():
-    _, guide = coin_programs()
+    _, guide = beta_coin(ppl, dist, 1.0, 1.0)
     svi = SVI(tails_model, guide, Adam({"lr": 0.01}), loss=Trace_ELBO())
     ppl.set_rng_seed(6)
     with ppl.validation_enabled(False):
@@ -249,7 +234,7 @@ def test_non_finite_loss_names_the_step_and_the_site_and_updates_nothing():
 
 
 def test_guide_missing_a_site_fails_in_step_with_the_site_name():
-    model, _ = coin_programs()
+    model, _ = beta_coin(ppl, dist, 1.0, 1.0)
     svi = SVI(
         model,
         lambda x: ppl.param("a", torch.tensor(1.0)),
@@ -262,7 +247,7 @@ def test_guide_missing_a_site_fails_in_step_with_the_site_name():
 
 
 def test_an_error_inside_step_leaves_no_handler_and_no_partial_gradient():
-    model, guide = coin_programs()
+    model, guide = beta_coin(ppl, dist, 1.0, 1.0)
     calls = []
 
     def flaky_model(x):
@@ -284,7 +269,7 @@ def test_an_error_inside_step_leaves_no_handler_and_no_partial_gradient():
 
 def test_step_under_outer_handlers_sees_substituted_params():
     # A substituted param has no unconstrained leaf: the step skips it and does not fail.
-    model, guide = coin_programs()
+    model, guide = beta_coin(ppl, dist, 1.0, 1.0)
     svi = SVI(
         model,
         poutine.substitute(guide, data={"b": torch.tensor(3.0)}),
@@ -376,12 +361,18 @@ def test_a_rolled_back_step_leaves_the_svi_exactly_as_before():
         for _ in range(5):
             svi.step(READINGS)
         if diverge:
-            group = optim.optimizer.param_groups[0]
-            group["lr"] = 1e6
+            # each param's decayed rate is in its state (as with Pyro's per-param
+            # optimizers)
+            states = [optim.optimizer.state[p] for p in optim.optimizer.state]
+            rates = [state["lr"] for state in states]
+            for state in states:
+                state["lr"] = 1e6
             with pytest.raises(FloatingPointError, match="at step 5 "):
                 svi.step(READINGS)
-            assert group["lr"] == 1e6  # not decayed: the step did not happen
-            group["lr"] = 0.05 * 0.99**5
+            # not decayed: the step did not happen
+            assert all(state["lr"] == 1e6 for state in states)
+            for state, rate in zip(states, rates):
+                state["lr"] = rate
         ppl.set_rng_seed(1)
         for _ in range(5):
             svi.step(READINGS)
@@ -405,12 +396,17 @@ def test_a_rolled_back_step_leaves_the_svi_exactly_as_before():
     assert values == straight_values and lr == straight_lr
     for name in state:
         assert state[name]["step"] == straight_state[name]["step"] == 10
+        assert (
+            state[name]["lr"]
+            == straight_state[name]["lr"]
+            == pytest.approx(0.05 * 0.99**10)
+        )
         for key in ("exp_avg", "exp_avg_sq"):
             assert torch.equal(state[name][key], straight_state[name][key])
 
 
 def test_svi_checks_the_types_of_its_arguments():
-    model, guide = coin_programs()
+    model, guide = beta_coin(ppl, dist, 1.0, 1.0)
     optim, elbo = Adam({"lr": 0.01}), Trace_ELBO()
     cases = [
         ((None, guide, optim, elbo), {}, "model"),

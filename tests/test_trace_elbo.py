@@ -14,6 +14,7 @@ import weakref
 
 import pytest
 import torch
+from programs import FLIPS, READINGS, beta_coin
 
 import ppl
 import ppl.distributions as dist
@@ -30,9 +31,6 @@ with warnings.catch_warnings():
     import pyro.infer
     from pyro import poutine as pyro_poutine
 
-FLIPS = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0])
-READINGS = torch.tensor([0.9, 1.7, 1.2, 2.3, 0.4])
-
 
 @pytest.fixture(autouse=True)
 def clean_state():
@@ -45,19 +43,6 @@ def clean_state():
 
 
 # --- programs written once, run on either library -----------------------------------------------
-
-
-def coin(P, D):
-    def model(x):
-        z = P.sample("z", D.Beta(2.0, 2.0))
-        P.sample("x", D.Bernoulli(z).expand([len(x)]).to_event(1), obs=x)
-
-    def guide(x):
-        a = P.param("a", torch.tensor(3.0), constraint=D.constraints.positive)
-        b = P.param("b", torch.tensor(2.0), constraint=D.constraints.positive)
-        P.sample("z", D.Beta(a, b))
-
-    return model, guide
 
 
 def normal_vector(P, D):
@@ -121,7 +106,7 @@ def with_factor(P, D):
 
 
 CASES = {
-    "coin": (lambda P, D, H: coin(P, D), FLIPS, {"z": torch.tensor(0.37)}),
+    "coin": (lambda P, D, H: beta_coin(P, D), FLIPS, {"z": torch.tensor(0.37)}),
     "vector": (
         lambda P, D, H: normal_vector(P, D),
         READINGS,
@@ -200,7 +185,7 @@ def test_mean_field_loss_equals_pyros_for_the_same_seed(case):
 
 
 def test_loss_is_the_hand_written_elbo():
-    model, guide = coin(ppl, dist)
+    model, guide = beta_coin(ppl, dist)
     z = torch.tensor(0.62)
     loss = Trace_ELBO().loss(model, poutine.substitute(guide, data={"z": z}), FLIPS)
     heads, tails = FLIPS.sum(), (1 - FLIPS).sum()
@@ -438,7 +423,7 @@ def test_guide_missing_a_latent_site_names_it():
 
 
 def test_guide_site_that_the_model_lacks_names_it():
-    model, guide = coin(ppl, dist)
+    model, guide = beta_coin(ppl, dist)
 
     def guide_plus(x):
         guide(x)
@@ -449,7 +434,7 @@ def test_guide_site_that_the_model_lacks_names_it():
 
 
 def test_guide_sampling_an_observed_site_names_it():
-    model, guide = coin(ppl, dist)
+    model, guide = beta_coin(ppl, dist)
 
     def guide_plus(x):
         guide(x)
@@ -460,7 +445,7 @@ def test_guide_sampling_an_observed_site_names_it():
 
 
 def test_auxiliary_guide_sites_are_allowed():
-    model, guide = coin(ppl, dist)
+    model, guide = beta_coin(ppl, dist)
 
     def guide_plus(x):
         guide(x)
@@ -488,7 +473,7 @@ def test_shape_mismatch_names_the_site():
 
 
 def test_checks_are_skipped_with_validation_off():
-    model, guide = coin(ppl, dist)
+    model, guide = beta_coin(ppl, dist)
 
     def guide_plus(x):
         guide(x)
@@ -509,7 +494,7 @@ def test_non_finite_particle_names_the_first_bad_site():
     with ppl.validation_enabled(False):
         assert elbo.loss(model, guide, None) == math.inf
     assert elbo.nonfinite_site == "model site 'z' (Uniform): log density -inf"
-    assert elbo.loss(coin(ppl, dist)[0], coin(ppl, dist)[1], FLIPS) < math.inf
+    assert elbo.loss(beta_coin(ppl, dist)[0], beta_coin(ppl, dist)[1], FLIPS) < math.inf
     assert elbo.nonfinite_site is None
 
 

@@ -91,10 +91,10 @@ class Trace:
         self.nodes: OrderedDict[str, Message] = OrderedDict()
 
     def add_node(self, site_name: str, **site) -> None:
-        """Add a site. Raises RuntimeError on a second sample site, or a change of type,
-        at one name.
+        """Add a site.
 
-        A repeated param site is fine: a model may read a parameter twice.
+        Raises RuntimeError on a second sample site, or a change of type, at one name. A
+        repeated param site is fine: a model may read a parameter twice.
         """
         old = self.nodes.get(site_name)
         if old is not None:
@@ -151,8 +151,7 @@ class Trace:
     def log_prob_sum(
         self, site_filter: Callable[[str, Message], bool] = _all_sites
     ) -> torch.Tensor | float:
-        """The log joint: the sum over sample sites of their scaled, masked
-        log-densities.
+        """The log joint: the sum of the sample sites' scaled, masked log-densities.
 
         ``site_filter(name, site)`` selects the sites to include. Each site's sum is
         stored as ``site["log_prob_sum"]`` and reused, as in Pyro. Returns ``0.0`` for a
@@ -169,8 +168,11 @@ class Trace:
     def compute_log_prob(
         self, site_filter: Callable[[str, Message], bool] = _all_sites
     ) -> None:
-        """Store ``unscaled_log_prob``, ``log_prob`` (scaled and masked) and
-        ``log_prob_sum`` on sample sites."""
+        """Store the log-densities on the sample sites.
+
+        Each sample site gets ``unscaled_log_prob``, ``log_prob`` (scaled and masked)
+        and ``log_prob_sum``.
+        """
         for name, site in self.nodes.items():
             if (
                 site["type"] == "sample"
@@ -184,13 +186,12 @@ class Trace:
     def format_shapes(
         self, title: str = "Trace Shapes:", last_site: str | None = None
     ) -> str:
-        """A table of the sites' shapes, up to ``last_site`` (Pyro's
-        ``Trace.format_shapes``).
+        """A table of the sites' shapes, up to ``last_site``.
 
-        A param site shows its value's shape. A sample site shows its distribution's
-        ``batch_shape | event_shape``, its value's shape split the same way, and its
-        ``log_prob``'s shape once computed, in Pyro's layout. Errors in traced programs
-        carry it as a note.
+        Pyro's ``Trace.format_shapes``. A param site shows its value's shape. A sample
+        site shows its distribution's ``batch_shape | event_shape``, its value's shape
+        split the same way, and its ``log_prob``'s shape once computed, in Pyro's
+        layout. Errors in traced programs carry it as a note.
         """
         if not self.nodes:
             return title
@@ -304,12 +305,11 @@ def _format_table(rows: list[tuple[str, list[str], list[str]]]) -> str:
 
 
 class TraceMessenger(Messenger):
-    """Record every sample and param site in a fresh ``Trace`` (Pyro's
-    ``TraceMessenger``).
+    """Record every sample and param site in a fresh ``Trace``.
 
-    Each entry creates a new ``self.trace``. ``param_only=True`` records param sites
-    only. ``graph_type`` accepts Pyro's ``"flat"`` (the default); ``"dense"`` is not
-    implemented.
+    Pyro's ``TraceMessenger``. Each entry creates a new ``self.trace``.
+    ``param_only=True`` records param sites only. ``graph_type`` accepts Pyro's
+    ``"flat"`` (the default); ``"dense"`` is not implemented.
     """
 
     def __init__(
@@ -346,8 +346,10 @@ class TraceMessenger(Messenger):
 
 
 class TraceHandler:
-    """``fn`` wrapped by a ``TraceMessenger`` (Pyro's ``TraceHandler``); also records
-    ``_INPUT``, ``_RETURN``."""
+    """``fn`` wrapped by a ``TraceMessenger``; also records ``_INPUT`` and ``_RETURN``.
+
+    Pyro's ``TraceHandler``.
+    """
 
     def __init__(self, msngr: TraceMessenger, fn: Callable) -> None:
         self.msngr, self.fn = msngr, fn
@@ -431,11 +433,10 @@ def trace(
 
 
 class ConditionMessenger(Messenger):
-    """Observe the sample sites named in ``data``, at its values (Pyro's
-    ``ConditionMessenger``).
+    """Observe the sample sites named in ``data``, at its values.
 
-    ``data`` is a dict from site names to values, or a ``Trace`` whose sites' values are
-    used.
+    Pyro's ``ConditionMessenger``. ``data`` is a dict from site names to values, or a
+    ``Trace`` whose sites' values are used.
     """
 
     def __init__(self, data: "dict | Trace") -> None:
@@ -459,18 +460,19 @@ class ConditionMessenger(Messenger):
 
 
 def condition(fn: Callable | None = None, data: "dict | Trace | None" = None):
-    """Observe the sites named in ``data`` (Pyro's ``poutine.condition``):
-    ``condition(model, data={"z": z})``."""
+    """Observe the sites named in ``data`` (Pyro's ``poutine.condition``).
+
+    For example, ``condition(model, data={"z": z})``.
+    """
     msngr = ConditionMessenger(data)
     return msngr if fn is None else msngr(fn)
 
 
 class ReplayMessenger(Messenger):
-    """Give latent sample sites the values of the same sites in ``trace`` (Pyro's
-    ``ReplayMessenger``).
+    """Give latent sample sites the values of the same sites in ``trace``.
 
-    Sites absent from ``trace``, and observed sites, are left alone. ``params`` (a dict)
-    does the same for param sites.
+    Pyro's ``ReplayMessenger``. Sites absent from ``trace``, and observed sites, are
+    left alone. ``params`` (a dict) does the same for param sites.
     """
 
     def __init__(self, trace: Trace | None = None, params: dict | None = None) -> None:
@@ -502,8 +504,10 @@ class ReplayMessenger(Messenger):
 def replay(
     fn: Callable | None = None, trace: Trace | None = None, params: dict | None = None
 ):
-    """Reuse the latent values of ``trace`` (Pyro's ``poutine.replay``): ``replay(model,
-    trace=tr)``."""
+    """Reuse the latent values of ``trace`` (Pyro's ``poutine.replay``).
+
+    For example, ``replay(model, trace=tr)``.
+    """
     msngr = ReplayMessenger(trace=trace, params=params)
     return msngr if fn is None else msngr(fn)
 
@@ -625,8 +629,10 @@ def block(
     hide_types: list[str] | None = None,
     expose_types: list[str] | None = None,
 ):
-    """Hide sites from outer handlers (Pyro's ``poutine.block``): ``block(model,
-    hide=["z"])``."""
+    """Hide sites from outer handlers (Pyro's ``poutine.block``).
+
+    For example, ``block(model, hide=["z"])``.
+    """
     msngr = BlockMessenger(
         hide_fn=hide_fn,
         expose_fn=expose_fn,
@@ -641,12 +647,12 @@ def block(
 
 
 class SeedMessenger(Messenger):
-    """Seed the generators on entry, restore their states on exit (Pyro's
-    ``SeedMessenger``).
+    """Seed the generators on entry, restore their states on exit.
 
-    The generators are torch's, ``random``'s and (if installed) numpy's. Like Pyro's,
-    the handler does not join the handler stack: it changes no message. Unlike Pyro's,
-    whose ``__enter__`` returns None, ``with seed(rng_seed=0) as s:`` binds the handler.
+    Pyro's ``SeedMessenger``. The generators are torch's, ``random``'s and (if
+    installed) numpy's. Like Pyro's, the handler does not join the handler stack: it
+    changes no message. Unlike Pyro's, whose ``__enter__`` returns None, ``with
+    seed(rng_seed=0) as s:`` binds the handler.
     """
 
     def __init__(self, rng_seed: int) -> None:
@@ -665,10 +671,10 @@ class SeedMessenger(Messenger):
 
 
 def seed(fn: Callable | None = None, rng_seed: int | None = None):
-    """Run with the generators seeded to ``rng_seed`` (Pyro's ``poutine.seed``):
-    ``seed(model, rng_seed=0)``.
+    """Run with the generators seeded to ``rng_seed`` (Pyro's ``poutine.seed``).
 
-    The generators' previous states are restored on exit, as in Pyro.
+    For example, ``seed(model, rng_seed=0)``. The generators' previous states are
+    restored on exit, as in Pyro.
     """
     msngr = SeedMessenger(rng_seed)
     return msngr if fn is None else msngr(fn)
@@ -705,11 +711,10 @@ def scale(fn: Callable | None = None, scale: float | torch.Tensor = 1.0):
 
 
 class MaskMessenger(Messenger):
-    """Combine the ``mask`` of every site with ``mask`` by logical and (Pyro's
-    ``MaskMessenger``).
+    """Combine the ``mask`` of every site with ``mask`` by logical and.
 
-    ``mask`` must be a bool or a bool tensor; anything else raises TypeError (Pyro:
-    ValueError).
+    Pyro's ``MaskMessenger``. ``mask`` must be a bool or a bool tensor; anything else
+    raises TypeError (Pyro: ValueError).
     """
 
     def __init__(self, mask: bool | torch.Tensor) -> None:
@@ -735,7 +740,9 @@ def _nested_clash(handler: str, outer: torch.Tensor, msg: Message) -> str:
 
 
 def mask(fn: Callable | None = None, mask: bool | torch.Tensor | None = None):
-    """Zero log-densities where ``mask`` is False (Pyro's ``poutine.mask``):
-    ``mask(model, mask=m)``."""
+    """Zero log-densities where ``mask`` is False (Pyro's ``poutine.mask``).
+
+    For example, ``mask(model, mask=m)``.
+    """
     msngr = MaskMessenger(mask)
     return msngr if fn is None else msngr(fn)

@@ -29,8 +29,7 @@ def minimize(
     callback: Callable[[int, float], None] | None = None,
     **optim_kwargs,
 ) -> list[float]:
-    """Minimise ``loss_fn()`` over ``params`` by gradient descent and return the loss at
-    every step.
+    """Minimise ``loss_fn()`` over ``params`` by gradient descent, recording each loss.
 
     Each step evaluates the closure ``loss_fn`` (no arguments, returns a scalar tensor
     that depends on ``params``), zeroes the gradients, backpropagates and lets the
@@ -148,10 +147,14 @@ class ClippedAdamOptimizer(torch.optim.Optimizer):
     """Adam with clipped gradients and a decaying learning rate (Pyro's
     ``pyro.optim.clipped_adam.ClippedAdam``).
 
-    At each step, every group's learning rate is multiplied by ``lrd`` (after t steps it
-    is ``lr * lrd**t``), and each element of each gradient is clipped to ``[-clip_norm,
-    clip_norm]`` before the Adam update of Kingma and Ba. Despite its name,
-    ``clip_norm`` bounds elements, not a norm: Pyro's code does the same.
+    Each param's learning rate starts at its group's ``lr`` and is multiplied by ``lrd``
+    at every step that updates the param (after t updates it is ``lr * lrd**t``); it is
+    kept in the param's state, ``state["lr"]``. Pyro keeps one optimizer per param, so
+    its rates decay the same way: a param updated at one step in three decays three
+    times slower than one updated at every step. Each element of each gradient is
+    clipped to ``[-clip_norm, clip_norm]`` before the Adam update of Kingma and Ba.
+    Despite its name, ``clip_norm`` bounds elements, not a norm: Pyro's code does the
+    same.
     ``centered_variance=True`` tracks the variance of the gradient around its running
     mean instead of its second moment. Use it through ``ClippedAdam``.
     """
@@ -194,7 +197,6 @@ class ClippedAdamOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            group["lr"] *= group["lrd"]
             beta1, beta2 = group["betas"]
             for p in group["params"]:
                 if p.grad is None:
@@ -207,6 +209,8 @@ class ClippedAdamOptimizer(torch.optim.Optimizer):
                     state["step"] = 0
                     state["exp_avg"] = torch.zeros_like(p)
                     state["exp_avg_sq"] = torch.zeros_like(p)
+                # this param's rate: decayed at its own updates only, as in Pyro
+                state["lr"] = state.get("lr", group["lr"]) * group["lrd"]
                 state["step"] += 1
                 t, exp_avg, exp_avg_sq = (
                     state["step"],
@@ -216,7 +220,7 @@ class ClippedAdamOptimizer(torch.optim.Optimizer):
                 exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
                 deviation = grad - exp_avg if group["centered_variance"] else grad
                 exp_avg_sq.mul_(beta2).addcmul_(deviation, deviation, value=1 - beta2)
-                step_size = group["lr"] * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+                step_size = state["lr"] * math.sqrt(1 - beta2**t) / (1 - beta1**t)
                 p.addcdiv_(
                     exp_avg, exp_avg_sq.sqrt().add_(group["eps"]), value=-step_size
                 )
@@ -277,9 +281,10 @@ class PyroOptim:
 
     Differences from Pyro: Pyro builds one torch optimizer per param. ppl builds one in
     all: a new param joins the param group whose current settings equal its own, or
-    starts a new group (so a param that appears late starts ``ClippedAdam``'s
-    learning-rate decay afresh, as in Pyro). Torch optimizers that support it get
-    ``foreach=True``. Pyro checks nothing and undoes nothing.
+    starts a new group. Torch optimizers that support it get ``foreach=True``.
+    ``ClippedAdam`` keeps each param's decayed learning rate in the param's state, so
+    that it decays only at the param's own updates, as with Pyro's per-param
+    optimizers. Pyro checks nothing and undoes nothing.
 
     >>> optim = PyroOptim(torch.optim.Adam, {"lr": 0.01})
     >>> loss.backward(); optim([leaf_a, leaf_b])   # builds the Adam, then steps it
@@ -650,9 +655,11 @@ class PyroOptim:
                     state = {
                         k: _clone(v) for k, v in self.optimizer.state.get(p, {}).items()
                     }
+                    # ClippedAdam's per-param rate: Pyro's format has it in the group
+                    own_lr = {"lr": state.pop("lr")} if "lr" in state else {}
                     result[names[p]] = {
                         "state": {0: state} if state else {},
-                        "param_groups": [{**settings, "params": [0]}],
+                        "param_groups": [{**settings, **own_lr, "params": [0]}],
                     }
         return result
 
@@ -682,8 +689,10 @@ class PyroOptim:
 def Adam(
     optim_args: dict | Callable[..., dict], clip_args: dict | None = None
 ) -> PyroOptim:
-    """``torch.optim.Adam`` for SVI (Pyro's ``pyro.optim.Adam``): ``Adam({"lr":
-    0.01})``."""
+    """``torch.optim.Adam`` for SVI (Pyro's ``pyro.optim.Adam``).
+
+    >>> optim = Adam({"lr": 0.01})
+    """
     return PyroOptim(torch.optim.Adam, optim_args, clip_args)
 
 
@@ -697,8 +706,10 @@ def AdamW(
 def SGD(
     optim_args: dict | Callable[..., dict], clip_args: dict | None = None
 ) -> PyroOptim:
-    """``torch.optim.SGD`` for SVI (Pyro's ``pyro.optim.SGD``): ``SGD({"lr": 0.1,
-    "momentum": 0.9})``."""
+    """``torch.optim.SGD`` for SVI (Pyro's ``pyro.optim.SGD``).
+
+    >>> optim = SGD({"lr": 0.1, "momentum": 0.9})
+    """
     return PyroOptim(torch.optim.SGD, optim_args, clip_args)
 
 
@@ -717,6 +728,8 @@ def Adagrad(
 
 
 def ClippedAdam(optim_args: dict | Callable[..., dict]) -> PyroOptim:
-    """``ClippedAdamOptimizer`` for SVI (Pyro's ``pyro.optim.ClippedAdam``):
-    ``ClippedAdam({"lr": 0.01, "lrd": 0.999})``."""
+    """``ClippedAdamOptimizer`` for SVI (Pyro's ``pyro.optim.ClippedAdam``).
+
+    >>> optim = ClippedAdam({"lr": 0.01, "lrd": 0.999})
+    """
     return PyroOptim(ClippedAdamOptimizer, optim_args)

@@ -30,8 +30,9 @@ except ImportError:  # pragma: no cover
 
 
 class Message(TypedDict, total=False):
-    """One primitive statement, as a plain dict (Pyro's
-    ``pyro.poutine.runtime.Message``).
+    """One primitive statement, as a plain dict.
+
+    Pyro's ``pyro.poutine.runtime.Message``.
 
     The keys:
 
@@ -88,8 +89,10 @@ def new_message(
     is_observed: bool = False,
     infer: dict | None = None,
 ) -> Message:
-    """A message for one statement, every other key at its default: scale 1, no mask,
-    no plates, not done, not stopped, no continuation."""
+    """A message for one statement, every other key at its default.
+
+    The defaults: scale 1, no mask, no plates, not done, not stopped, no continuation.
+    """
     return {
         "type": type,
         "name": name,
@@ -121,20 +124,22 @@ _THREAD = _ThreadState()
 
 
 def get_stack() -> list["Messenger"]:
-    """The current thread's handler stack, outermost handler first (Pyro's
-    ``_PYRO_STACK``).
+    """The current thread's handler stack, outermost handler first.
 
-    The live list, which handlers push themselves onto and pop themselves off; do not
-    modify it otherwise. Unlike Pyro's single global stack, each thread has its own, so
-    that programs running in separate threads do not see each other's handlers.
-    Validation and the param store stay global, as in Pyro.
+    Pyro's ``pyro.poutine.runtime._PYRO_STACK``. The live list, which handlers push
+    themselves onto and pop themselves off; do not modify it otherwise. Unlike Pyro's
+    single global stack, each thread has its own, so that programs running in separate
+    threads do not see each other's handlers. Validation and the param store stay
+    global, as in Pyro.
     """
     return _THREAD.stack
 
 
 def am_i_wrapped() -> bool:
-    """True when at least one handler is active (Pyro's
-    ``pyro.poutine.runtime.am_i_wrapped``)."""
+    """True when at least one handler is active.
+
+    Pyro's ``pyro.poutine.runtime.am_i_wrapped``.
+    """
     return len(get_stack()) > 0
 
 
@@ -203,13 +208,11 @@ class Messenger:
         """Called as ``msg`` travels down the stack; by default, do nothing."""
 
     def postprocess_message(self, msg: Message) -> None:
-        """Called as ``msg`` travels back up the stack, value set; by default, do
-        nothing."""
+        """Called as ``msg`` travels back up, its value set; by default, do nothing."""
 
 
 def apply_stack(msg: Message) -> Message:
-    """Send ``msg`` on its round trip through the handler stack; return it with its
-    value set.
+    """Send ``msg`` on its round trip through the handler stack; return it, value set.
 
     1. From the top of the stack (the innermost handler) down, call ``process_message``;
        stop early, after the handler that set ``msg["stop"]``.
@@ -234,11 +237,11 @@ def apply_stack(msg: Message) -> Message:
 
 
 def default_process_message(msg: Message) -> None:
-    """What a statement does when no handler decided for it: ``value = fn(*args,
-    **kwargs)``.
+    """What a statement does when no handler decided for it.
 
-    A value already set by a handler or an observation is kept; an observed value at a
-    sample site is checked first when validation is enabled (see ``check_observation``).
+    It sets ``value = fn(*args, **kwargs)``. A value already set by a handler or an
+    observation is kept; an observed value at a sample site is checked first when
+    validation is enabled (see ``check_observation``).
     """
     if msg["done"]:
         return
@@ -253,8 +256,7 @@ _VALIDATION_ENABLED = __debug__  # on unless Python runs with -O, as in Pyro
 
 
 def enable_validation(is_validate: bool = True) -> None:
-    """Turn ppl's checks (and torch's distribution argument checks) on or off, as Pyro's
-    does.
+    """Turn ppl's checks (and torch's argument checks) on or off, as Pyro's does.
 
     Validation is on by default. Turning it off skips the shape and support checks of
     observed values here, and ``torch.distributions``' own checks of arguments and
@@ -272,8 +274,10 @@ def is_validation_enabled() -> bool:
 
 @contextmanager
 def validation_enabled(is_validate: bool = True) -> Iterator[None]:
-    """Turn validation on (or off) inside a ``with`` block, and restore it afterwards
-    (Pyro's name)."""
+    """Turn validation on (or off) inside a ``with`` block, then restore it.
+
+    Pyro's ``pyro.validation_enabled``.
+    """
     old = (_VALIDATION_ENABLED, torch.distributions.Distribution._validate_args)
     try:
         enable_validation(is_validate)
@@ -284,8 +288,7 @@ def validation_enabled(is_validate: bool = True) -> Iterator[None]:
 
 
 def check_observation(msg: Message) -> None:
-    """Raise if the observed value of sample site ``msg`` has the wrong type, shape,
-    dtype or support.
+    """Check the observed value of sample site ``msg``: type, shape, dtype, support.
 
     The value must be a tensor whose rightmost dims equal ``fn.event_shape`` and whose
     shape broadcasts against ``fn.batch_shape + fn.event_shape``; ``fn.log_prob`` must
@@ -420,8 +423,10 @@ def set_rng_seed(rng_seed: int) -> None:
 
 
 def get_rng_state() -> dict:
-    """The states of the torch, ``random`` and numpy generators (Pyro's
-    ``pyro.util.get_rng_state``)."""
+    """The states of the torch, ``random`` and numpy generators.
+
+    Pyro's ``pyro.util.get_rng_state``.
+    """
     state = {"torch": torch.get_rng_state(), "random": random.getstate()}
     if numpy is not None:
         state["numpy"] = numpy.random.get_state()

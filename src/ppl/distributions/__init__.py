@@ -1,5 +1,4 @@
-"""Distributions (chapter 4): every ``torch.distributions`` class with Pyro's
-conveniences.
+"""Distributions (chapter 4): torch's classes with Pyro's conveniences.
 
 Hand-written: it states the subpackage's public API. The modules beside it are generated
 from ``book/04_distributions.ipynb`` by ``tools/export.py``.

@@ -1,5 +1,4 @@
-"""Exact answers, the book's oracles: discrete factors (chapter 1) and Bayes (chapter
-2).
+"""Exact answers, the book's oracles: discrete factors and Bayes (chapters 1 and 2).
 
 Hand-written: it states the subpackage's public API. The modules beside it are
 generated from the chapters by ``tools/export.py``.

@@ -49,8 +49,9 @@ def _log_beta(a: float, b: float) -> float:
 
 @dataclass
 class BetaBernoulli:
-    """Conjugate oracle for a coin: bias z ~ Beta(alpha, beta), flips x_i ~ Bernoulli(z)
-    given z.
+    """Conjugate oracle for a coin: bias z ~ Beta(alpha, beta), flips ~ Bernoulli(z).
+
+    The flips are independent given z.
 
     After h heads (1s) and t tails (0s) the posterior is Beta(alpha + h, beta + t);
     torch calls these two numbers ``concentration1`` and ``concentration0``. The methods
@@ -106,14 +107,12 @@ class BetaBernoulli:
         )
 
     def update(self, x) -> "BetaBernoulli":
-        """A new oracle whose prior is this one's posterior after ``x`` (sequential
-        updating)."""
+        """Sequential updating: the oracle whose prior is this posterior after x."""
         heads, tails, _ = self._counts(x)
         return BetaBernoulli(self.alpha + heads, self.beta + tails)
 
     def log_evidence(self, x) -> float:
-        """log p(x) = log B(alpha + heads, beta + tails) - log B(alpha, beta), for this
-        sequence."""
+        """log p(x) = log B(alpha + heads, beta + tails) - log B(alpha, beta)."""
         heads, tails, _ = self._counts(x)
         return _log_beta(self.alpha + heads, self.beta + tails) - _log_beta(
             self.alpha, self.beta
@@ -130,8 +129,7 @@ class BetaBernoulli:
 
 
 def _log_trapezoid_weights(grid: torch.Tensor) -> torch.Tensor:
-    """Log of the trapezoid rule's weights: half the spacing on either side of each
-    point."""
+    """Log of the trapezoid rule's weights: half the gap on either side of a point."""
     gaps = grid.diff()
     weights = torch.zeros_like(grid)
     weights[:-1] += gaps / 2
@@ -141,8 +139,7 @@ def _log_trapezoid_weights(grid: torch.Tensor) -> torch.Tensor:
 
 @dataclass(eq=False)
 class GridPosterior:
-    """A posterior density tabulated on a 1-D grid of latent values; made by
-    ``grid_posterior``.
+    """A posterior density tabulated on a 1-D grid; made by ``grid_posterior``.
 
     Attributes:
         grid: the increasing 1-D tensor of latent values z_k.
@@ -178,8 +175,7 @@ class GridPosterior:
         return self._integral((self.grid - self.mean()) ** 2 * self.density)
 
     def cdf(self) -> torch.Tensor:
-        """P(z <= z_k | x) at every grid point: a tensor like ``grid``, from 0 up to
-        exactly 1."""
+        """P(z <= z_k | x) at every grid point: a tensor like ``grid``, from 0 to 1."""
         steps = torch.cumulative_trapezoid(self.density, self.grid)
         cdf = torch.cat([steps.new_zeros(1), steps])
         return cdf / cdf[-1]
@@ -213,8 +209,9 @@ def grid_posterior(
     log_likelihood: Callable[[torch.Tensor], torch.Tensor],
     grid: torch.Tensor,
 ) -> GridPosterior:
-    """Posterior of a scalar latent z on a grid: Bayes' rule with the trapezoid rule, in
-    log space.
+    """Posterior of a scalar latent z on a grid: Bayes' rule in log space.
+
+    The evidence integral uses the trapezoid rule.
 
     ``log_prior(grid)`` and ``log_likelihood(grid)`` return log p(z_k) and log p(x |
     z_k) at every point of ``grid``, a strictly increasing 1-D tensor (only one latent
@@ -269,10 +266,11 @@ def grid_posterior(
 
 @dataclass
 class NormalNormal:
-    """Conjugate oracle for a mean: z ~ Normal(prior_loc, prior_scale), x_i ~ Normal(z,
-    obs_scale).
+    """Conjugate oracle for a mean: a Normal prior and Normal readings.
 
-    The observation noise ``obs_scale`` is known and the x_i are independent given z.
+    The mean is z ~ Normal(prior_loc, prior_scale), the readings x_i ~ Normal(z,
+    obs_scale). The observation noise ``obs_scale`` is known and the x_i are
+    independent given z.
     The methods that take data take ``x`` as a 1-D tensor of finite numbers (an empty
     tensor means no data). Returned distributions have the dtype of ``x`` when it is
     floating point, else torch's default; the arithmetic runs in float64.
@@ -324,8 +322,7 @@ class NormalNormal:
         )
 
     def posterior(self, x) -> torch.distributions.Normal:
-        """The posterior p(z | x), a Normal with precision 1/prior_scale**2 +
-        n/obs_scale**2."""
+        """The posterior p(z | x): precision 1/prior_scale**2 + n/obs_scale**2."""
         x, dtype = self._data(x)
         loc, scale = self._posterior_params(x)
         return torch.distributions.Normal(
@@ -333,14 +330,16 @@ class NormalNormal:
         )
 
     def update(self, x) -> "NormalNormal":
-        """A new oracle whose prior is this one's posterior after ``x`` (sequential
-        updating)."""
+        """Sequential updating: the oracle whose prior is this posterior after x."""
         loc, scale = self._posterior_params(self._data(x)[0])
         return NormalNormal(loc, scale, self.obs_scale)
 
     def log_evidence(self, x) -> float:
-        """log p(x), exactly: x is jointly normal, covariance obs_scale**2 I +
-        prior_scale**2 11^T."""
+        """log p(x), exactly.
+
+        The readings are jointly normal, with covariance obs_scale**2 I + prior_scale**2
+        11^T.
+        """
         x, _ = self._data(x)
         n = x.numel()
         if n == 0:
@@ -359,11 +358,10 @@ class NormalNormal:
         )
 
     def predictive(self, x) -> torch.distributions.Normal:
-        """The posterior predictive of one new reading: Normal(loc_n, sqrt(scale_n**2 +
-        obs_scale**2)).
+        """The posterior predictive of one new reading.
 
-        loc_n and scale_n are the posterior's: a new reading is the unknown z plus fresh
-        noise.
+        It is Normal(loc_n, sqrt(scale_n**2 + obs_scale**2)), with loc_n and scale_n the
+        posterior's: a new reading is the unknown z plus fresh noise.
         """
         x, dtype = self._data(x)
         loc, scale = self._posterior_params(x)

@@ -123,8 +123,7 @@ class Factor:
         return Factor(self.table / total, self.names, self.values)
 
     def marginal(self, *names: str) -> "Factor":
-        """The factor over ``names`` (in that order), with every other variable summed
-        out.
+        """The marginal over ``names`` (in that order): every other variable summed out.
 
         ``p.marginal("a")`` is p(a) = sum over b of p(a, b): the **sum rule**. The
         result is not renormalised, so it sums to what this factor sums to.
@@ -136,8 +135,7 @@ class Factor:
         return Factor(table, kept, self.values).permute(*names)
 
     def condition(self, **observed) -> "Factor":
-        """The factor over the unobserved variables, given the observed values, summing
-        to one.
+        """The normalised factor over the other variables, given the observed values.
 
         Fixes each observed variable to its value (a label or an index), drops it, and
         renormalises what is left: ``p.condition(b="yes")`` is p(a | b = yes), a factor
@@ -160,8 +158,7 @@ class Factor:
         return Factor(table / table.sum(), kept, self.values)
 
     def conditional(self, *targets: str, given: str | Sequence[str] = ()) -> "Factor":
-        """The whole conditional table p(targets | given), a factor over ``given +
-        targets``.
+        """The conditional table p(targets | given): a factor over ``given + targets``.
 
         For each value of ``given`` the slice over ``targets`` sums to one:
         ``p.conditional("b", given="a")`` is p(b | a) for every value of ``a``.
@@ -189,11 +186,11 @@ class Factor:
         return Factor(table, given + targets, self.values)
 
     def __mul__(self, other: "Factor") -> "Factor":
-        """The product of two factors, aligned by variable name: (f * g)(a, b, c) = f(a,
-        b) g(b, c).
+        """The product of two factors, aligned by variable name.
 
-        The result's variables are this factor's, followed by the other's that this one
-        lacks. Shared variables must have the same labels in both factors.
+        (f * g)(a, b, c) = f(a, b) g(b, c). The result's variables are this factor's,
+        followed by the other's that this one lacks. Shared variables must have the same
+        labels in both factors.
         """
         if not isinstance(other, Factor):
             return NotImplemented
@@ -214,8 +211,7 @@ class Factor:
         )
 
     def permute(self, *names: str) -> "Factor":
-        """The same factor with its variables (and table dimensions) in the order
-        ``names``.
+        """The same factor with its variables (and dimensions) in the order ``names``.
 
         ``names`` must list each of this factor's variables exactly once.
         """
@@ -228,10 +224,10 @@ class Factor:
         return Factor(self.table.permute(dims), names, self.values)
 
     def prob(self, **assignment) -> float:
-        """The table's entry at a full assignment, as a float, e.g. ``p.prob(a="yes",
-        b=0)``.
+        """The table's entry at a full assignment, as a float.
 
-        Every variable needs a value (a label or an index).
+        Every variable needs a value (a label or an index), e.g. ``p.prob(a="yes",
+        b=0)``.
         """
         self._check_known(assignment)
         missing = [name for name in self.names if name not in assignment]
@@ -244,8 +240,7 @@ class Factor:
         )
 
     def allclose(self, other: "Factor", atol: float = 1e-6, rtol: float = 1e-5) -> bool:
-        """Whether two factors hold the same variables, labels and (nearly) the same
-        entries.
+        """Whether two factors agree: same variables and labels, nearly equal entries.
 
         The variables may come in different orders: entries are compared by name.
         ``atol`` and ``rtol`` are as in ``torch.allclose``.
@@ -263,14 +258,13 @@ class Factor:
         order: Sequence[str] | None = None,
         generator: torch.Generator | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Draw ``num_samples`` joint samples by **ancestral sampling**, one variable at
-        a time.
+        """Draw ``num_samples`` joint samples by **ancestral sampling**.
 
-        The first variable in ``order`` (default ``names``) comes from its marginal,
-        each next one from its conditional given those already drawn: the chain rule
-        read as a recipe. Every order samples the same joint distribution (this factor,
-        normalised). Pass a seeded ``generator`` for reproducible draws; without one,
-        torch's global generator is used.
+        Variables are drawn one at a time. The first variable in ``order`` (default
+        ``names``) comes from its marginal, each next one from its conditional given
+        those already drawn: the chain rule read as a recipe. Every order samples the
+        same joint distribution (this factor, normalised). Pass a seeded ``generator``
+        for reproducible draws; without one, torch's global generator is used.
 
         Returns:
             A dict name -> integer indices of shape ``(num_samples,)``; the label of
@@ -297,10 +291,10 @@ class Factor:
         return drawn
 
     def __repr__(self) -> str:
-        """A text table: one row per assignment, a column per variable, then the entry
-        ``p``.
+        """A text table, one row per assignment.
 
-        At most 40 rows are shown; a last line says how many more there are.
+        The columns are the variables, then the entry ``p``. At most 40 rows are shown;
+        a last line says how many more there are.
         """
         header, max_rows = [*self.names, "p"], 40
         indices = list(
@@ -339,8 +333,10 @@ class Factor:
                 )
 
     def _index(self, name: str, value) -> int:
-        """The index of ``value`` along ``name``'s dimension: a label first, else an
-        integer index."""
+        """The index of ``value`` along ``name``'s dimension.
+
+        ``value`` is looked up among the labels first, else read as an integer index.
+        """
         labels = self.values[name]
         value = value.item() if isinstance(value, torch.Tensor) else value
         if value in labels:
@@ -353,16 +349,21 @@ class Factor:
         )
 
     def _aligned(self, names: tuple[str, ...]) -> torch.Tensor:
-        """This table, reordered to follow ``names`` and given a size-1 dimension for
-        each name it lacks, so that it broadcasts against any table over ``names``."""
+        """This table, aligned to broadcast against any table over ``names``.
+
+        Its dimensions are reordered to follow ``names``, with a size-1 dimension for
+        each name it lacks.
+        """
         mine = self.permute(*(n for n in names if n in self.names)).table
         return mine.reshape(
             [self.shape[self.names.index(n)] if n in self.names else 1 for n in names]
         )
 
     def _describe(self, index: list[int]) -> str:
-        """An entry's position in words, e.g. ``"rain=yes, wet=no"``, for error
-        messages."""
+        """An entry's position in words, for error messages.
+
+        For example ``"rain=yes, wet=no"``.
+        """
         return (
             ", ".join(
                 f"{n}={_factor_label(self.values[n][i])}"
@@ -373,6 +374,8 @@ class Factor:
 
 
 def _factor_label(label) -> str:
-    """How a label prints in a table: floats (e.g. grid points) with 4 significant
-    digits."""
+    """How a label prints in a table: floats get 4 significant digits.
+
+    Float labels are, for example, the points of a grid.
+    """
     return f"{label:.4g}" if isinstance(label, float) else str(label)

@@ -1,5 +1,4 @@
-"""Inference: ELBO estimators (chapter 5), gradient estimators (chapter 6) and the SVI
-engine (chapter 8).
+"""Inference: ELBO and gradient estimators (chapters 5, 6) and the SVI engine (8, 9).
 
 Hand-written: it states the subpackage's public API. The modules beside it are generated
 from the chapters by ``tools/export.py``.

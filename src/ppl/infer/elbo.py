@@ -54,8 +54,9 @@ def _check_single_event(d: Distribution, role: str) -> None:
 
 
 def kl_mc(q: Distribution, p: Distribution, num_samples: int) -> tuple[float, float]:
-    """Estimate ``KL(q || p) = E_q[log q(z) - log p(z)]`` by Monte Carlo; return (mean,
-    standard error).
+    """Estimate ``KL(q || p) = E_q[log q(z) - log p(z)]`` by Monte Carlo.
+
+    Returns the estimate and its standard error, as floats.
 
     Draws ``num_samples`` values from ``q`` with torch's global random generator (seed
     it with ``torch.manual_seed``). Where both families have a closed form,
@@ -80,10 +81,10 @@ def elbo_samples(
     guide: Distribution,
     num_samples: int,
 ) -> torch.Tensor:
-    """Return the terms ``log p(x, z_s) - log q(z_s)`` for ``num_samples`` draws ``z_s ~
-    guide``.
+    """The Monte Carlo terms ``log p(x, z_s) - log q(z_s)``, for draws ``z_s ~ guide``.
 
-    The result has shape ``(num_samples,)``; its mean is the Monte Carlo ELBO.
+    There are ``num_samples`` draws, so the result has shape ``(num_samples,)``; its
+    mean is the Monte Carlo ELBO.
     ``log_joint`` is the model's ``z -> log p(x, z)`` with the data fixed inside: it
     maps latents of shape ``(num_samples, *event_shape)`` to log densities of shape
     ``(num_samples,)``. ``guide`` is the approximate posterior ``q``, one distribution

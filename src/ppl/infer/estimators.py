@@ -19,8 +19,7 @@ from torch.distributions import Distribution
 def pathwise_surrogate(
     f: Callable[[Tensor], Tensor], q: Distribution, num_samples: int = 1
 ) -> Tensor:
-    """Monte Carlo estimate of E_q[f(z)] whose gradient is the pathwise
-    (reparameterised) gradient.
+    """Monte Carlo estimate of E_q[f(z)] with the pathwise (reparameterised) gradient.
 
     Draws ``z = q.rsample((num_samples,))`` and returns ``f(z).sum() / num_samples``, a
     scalar: the average over draws of the total cost. Autograd differentiates through
@@ -48,8 +47,9 @@ def pathwise_surrogate(
 def gradient_samples(
     surrogate: Callable[..., Tensor], params: Sequence[Tensor], num_draws: int
 ) -> tuple[Tensor, ...]:
-    """Draw ``num_draws`` independent gradient estimates at once, to measure mean and
-    variance.
+    """Draw ``num_draws`` independent gradient estimates with one backward pass.
+
+    Use them to measure an estimator's mean and variance.
 
     Each parameter ``p`` is copied into a leaf tensor of shape ``(num_draws, *p.shape)``
     and ``surrogate(*copies)`` is called once. It must return a scalar that is a sum of
@@ -82,8 +82,7 @@ def gradient_samples(
 def surrogate_term(
     log_q: Tensor, cost: Tensor, baseline: float | Tensor | None = None
 ) -> Tensor:
-    """Score-function term for one sample site: zero in value, ``(cost - baseline) *
-    score`` in gradient.
+    """Score-function term for one sample site: zero in value, the score in gradient.
 
     ``log_q`` is the log-density of draws from the guide, ``cost`` what they led to.
     Returns ``(log_q - log_q.detach()) * (cost - baseline).detach()``, with the shape of
@@ -123,8 +122,7 @@ def score_function_surrogate(
     num_samples: int = 1,
     baseline: float | Tensor | None = None,
 ) -> Tensor:
-    """Monte Carlo estimate of E_q[f(z)] whose gradient is the score-function
-    (REINFORCE) gradient.
+    """Monte Carlo estimate of E_q[f(z)] with the score-function (REINFORCE) gradient.
 
     Draws ``z = q.sample((num_samples,))`` (no gradient through the draws) and returns a
     scalar: the value ``f(z).sum() / num_samples`` plus ``surrogate_term(log q(z), f(z),
@@ -154,8 +152,9 @@ def score_function_surrogate(
 
 
 def enumerated_expectation(f: Callable[[Tensor], Tensor], q: Distribution) -> Tensor:
-    """Exact E_q[f(z)] for a discrete ``q``, summed over all states; differentiable in
-    q's parameters.
+    """Exact E_q[f(z)] for a discrete ``q``, differentiable in q's parameters.
+
+    The expectation is summed over all states.
 
     ``q.enumerate_support()`` has shape ``(K, *q.batch_shape)``; ``f`` must return one
     cost per state and latent, of that same shape. Returns a scalar: the expectation of
