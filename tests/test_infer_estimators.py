@@ -8,6 +8,7 @@ estimator. Variance comparisons use enough draws that the measured ratio sits fa
 
 from __future__ import annotations
 
+import doctest
 import math
 
 import pytest
@@ -16,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.distributions import Bernoulli, Categorical, Normal
 
+import ppl.infer.estimators
 from ppl.infer.estimators import (
     MovingAverageBaseline,
     enumerated_expectation,
@@ -335,3 +337,8 @@ def test_score_function_rejects_costs_that_do_not_line_up():
     # one cost per draw, and one per leading batch dim, are both fine
     score_function_surrogate(lambda z: z.sum((-2, -1)), q, num_samples=4)
     score_function_surrogate(lambda z: z.sum(-1), q, num_samples=4)
+
+
+def test_docstring_examples_run():
+    failures, tried = doctest.testmod(ppl.infer.estimators, verbose=False)
+    assert tried > 0 and failures == 0

@@ -133,6 +133,23 @@ def test_step_returns_the_loss_and_leaves_no_gradients():
     )
 
 
+def test_evaluate_loss_is_minus_log_evidence_plus_kl_in_expectation():
+    # By the ELBO identity, -ELBO = -log p(x) + KL(q || posterior), both in closed form for
+    # the coin. Stop early, while the guide is still far from the posterior.
+    model, guide = beta_coin(ppl, dist, 1.0, 1.0)
+    ppl.set_rng_seed(0)
+    svi = SVI(model, guide, Adam({"lr": 0.02}), loss=Trace_ELBO())
+    for _ in range(500):
+        svi.step(FLIPS)
+    evaluations = torch.tensor([svi.evaluate_loss(FLIPS) for _ in range(500)])
+    value, se = mean_and_stderr(evaluations)
+    q = torch.distributions.Beta(ppl.param("a").detach(), ppl.param("b").detach())
+    exact = BetaBernoulli(2.0, 2.0)
+    kl = torch.distributions.kl_divergence(q, exact.posterior(FLIPS)).item()
+    assert kl > 0.05  # far from the posterior: the check is not just -log p(x)
+    assert abs(value - (kl - exact.log_evidence(FLIPS))) < 5 * se
+
+
 def test_step_updates_only_the_params_the_step_touched_and_picks_up_new_ones():
     calls = []
 

@@ -21,18 +21,9 @@ def pathwise_surrogate(
 ) -> Tensor:
     """Monte Carlo estimate of E_q[f(z)] with the pathwise (reparameterised) gradient.
 
-    Draws ``z = q.rsample((num_samples,))`` and returns ``f(z).sum() / num_samples``, a
-    scalar: the average over draws of the total cost. Autograd differentiates through
-    the draws, and through ``f``'s own dependence on the parameters if it has one.
-
-    >>> mu = torch.tensor(1.0, requires_grad=True)
-    >>> q = torch.distributions.Normal(mu, 1.0)
-    >>> loss = pathwise_surrogate(lambda z: z ** 2, q, 1000)
-    >>> loss.backward()  # mu.grad is now an estimate of d/dmu (mu^2 + 1) = 2
-
-    Raises:
-        ValueError: if ``q`` has no ``rsample``; use :func:`score_function_surrogate`
-            instead.
+    Draws ``z = q.rsample((num_samples,))`` and returns ``f(z).sum() / num_samples``;
+    autograd differentiates through the draws (and through ``f`` if it depends on the
+    parameters). Raises ValueError if ``q`` has no ``rsample``.
     """
     if not q.has_rsample:
         raise ValueError(
@@ -49,24 +40,11 @@ def gradient_samples(
 ) -> tuple[Tensor, ...]:
     """Draw ``num_draws`` independent gradient estimates with one backward pass.
 
-    Use them to measure an estimator's mean and variance.
-
-    Each parameter ``p`` is copied into a leaf tensor of shape ``(num_draws, *p.shape)``
-    and ``surrogate(*copies)`` is called once. It must return a scalar that is a sum of
-    ``num_draws`` independent surrogates, the ``i``-th depending on copy ``i`` only
-    (build ``q`` from the copies and let ``f`` act elementwise). Returns one tensor of
-    shape ``(num_draws, *p.shape)`` per
-    parameter: row ``i`` is the ``i``-th gradient estimate.
-
-    >>> def estimate(mu):
-    ...     q = torch.distributions.Normal(mu, 1.0)
-    ...     return pathwise_surrogate(lambda z: z ** 2, q)
-    >>> (g_mu,) = gradient_samples(estimate, [torch.tensor(1.0)], num_draws=10_000)
-    >>> g_mu.shape  # g_mu.mean() is close to 2
-    torch.Size([10000])
-
-    Raises:
-        ValueError: if ``surrogate`` does not return a scalar.
+    Each parameter ``p`` is copied into a leaf of shape ``(num_draws, *p.shape)``, and
+    ``surrogate(*copies)`` must return a scalar that is a sum of ``num_draws``
+    independent surrogates, the ``i``-th depending on copy ``i`` only. Returns one
+    tensor per parameter, whose row ``i`` is the ``i``-th estimate. Raises ValueError
+    if the surrogate is not a scalar.
     """
     copies = [
         p.detach().expand(num_draws, *p.shape).clone().requires_grad_() for p in params
@@ -85,18 +63,13 @@ def surrogate_term(
     """Score-function term for one sample site: zero in value, the score in gradient.
 
     ``log_q`` is the log-density of draws from the guide, ``cost`` what they led to.
-    Returns ``(log_q - log_q.detach()) * (cost - baseline).detach()``, with the shape of
-    ``log_q`` and ``cost`` broadcast together. Its value is exactly zero, so adding it
-    to an objective leaves the reported number unchanged; its gradient is ``(cost -
-    baseline) * grad(log_q)``, and no gradient flows into ``cost``. ``baseline`` must
+    Returns ``(log_q - log_q.detach()) * (cost - baseline).detach()``: its value is
+    exactly zero, its gradient ``(cost - baseline) * grad(log_q)``. ``baseline`` must
     not depend on the draws, or the gradient is biased.
 
-    >>> phi = torch.tensor(0.3, requires_grad=True)
-    >>> q = torch.distributions.Bernoulli(logits=phi)
-    >>> term = surrogate_term(q.log_prob(torch.tensor(1.0)), cost=torch.tensor(2.0))
-    >>> term.item()
+    >>> q = torch.distributions.Bernoulli(logits=torch.tensor(0.3, requires_grad=True))
+    >>> surrogate_term(q.log_prob(torch.tensor(1.0)), cost=torch.tensor(2.0)).item()
     0.0
-    >>> term.backward()  # phi.grad = 2 * d/dphi log sigmoid(phi) = 2 (1 - sigmoid(0.3))
     """
     signal = cost if baseline is None else cost - baseline
     return (log_q - log_q.detach()) * signal.detach()
@@ -124,26 +97,12 @@ def score_function_surrogate(
 ) -> Tensor:
     """Monte Carlo estimate of E_q[f(z)] with the score-function (REINFORCE) gradient.
 
-    Draws ``z = q.sample((num_samples,))`` (no gradient through the draws) and returns a
-    scalar: the value ``f(z).sum() / num_samples`` plus ``surrogate_term(log q(z), f(z),
-    baseline)``, which is zero. Its gradient is the average of ``grad f(z) + (f(z) -
-    baseline) * grad log q(z)``.
-
-    ``f(z)`` has shape ``(num_samples,)``, one cost per draw, or ``(num_samples,
-    *q.batch_shape)``, one cost per independent latent, paired with that latent's score
-    only (Rao-Blackwellisation). In between, a cost of shape ``(num_samples,
-    *q.batch_shape[:k])`` is paired with the summed score of the latents it covers.
-    ``baseline`` is a constant broadcastable to the cost; for a
-    :class:`MovingAverageBaseline` pass its ``value``.
-
-    >>> phi = torch.zeros(3, requires_grad=True)
-    >>> cost = torch.tensor([1.0, 2.0, 3.0])
-    >>> q = torch.distributions.Categorical(logits=phi)
-    >>> loss = score_function_surrogate(lambda z: cost[z], q, 100)
-    >>> loss.backward()  # phi.grad estimates the gradient of softmax(phi) @ cost
-
-    Raises:
-        ValueError: if ``f(z)`` has none of these shapes.
+    Draws ``z = q.sample((num_samples,))`` and returns ``f(z).sum() / num_samples`` plus
+    ``surrogate_term(log q(z), f(z), baseline)``, which is zero. ``f(z)`` has shape
+    ``(num_samples,)``, one cost per draw, or ``(num_samples, *q.batch_shape)``, one
+    cost per latent, paired with that latent's score only (a cost of shape
+    ``(num_samples, *q.batch_shape[:k])`` meets the summed score of the latents it
+    covers). For a :class:`MovingAverageBaseline` pass its ``value``.
     """
     z = q.sample((num_samples,))
     cost = f(z)
@@ -154,21 +113,10 @@ def score_function_surrogate(
 def enumerated_expectation(f: Callable[[Tensor], Tensor], q: Distribution) -> Tensor:
     """Exact E_q[f(z)] for a discrete ``q``, differentiable in q's parameters.
 
-    The expectation is summed over all states.
-
-    ``q.enumerate_support()`` has shape ``(K, *q.batch_shape)``; ``f`` must return one
-    cost per state and latent, of that same shape. Returns a scalar: the expectation of
-    the total cost over the batch, which is the sum of the per-latent expectations,
-    since the latents are independent. Pyro enumerates inside inference instead, in
-    ``TraceEnum_ELBO``.
-
-    >>> phi = torch.zeros(2, requires_grad=True)
-    >>> q = torch.distributions.Categorical(logits=phi)
-    >>> enumerated_expectation(lambda z: z.float(), q)
-    tensor(0.5000, grad_fn=<SumBackward0>)
-
-    Raises:
-        ValueError: if ``f`` returns a different shape.
+    ``f`` maps ``q.enumerate_support()``, of shape ``(K, *q.batch_shape)``, to one cost
+    per state and latent. Returns the expectation of the total cost, a scalar. Pyro
+    enumerates inside inference instead, in ``TraceEnum_ELBO``. Raises ValueError if
+    ``f`` returns another shape.
     """
     support = q.enumerate_support(expand=True)
     costs = f(support)
@@ -184,25 +132,16 @@ def enumerated_expectation(f: Callable[[Tensor], Tensor], q: Distribution) -> Te
 class MovingAverageBaseline:
     """A baseline that tracks an exponential moving average of past costs.
 
-    ``value`` is the baseline to use for this step's draws; after the step,
-    ``update(cost)`` sets ``value = beta * value + (1 - beta) * cost``, where ``cost``
-    is the step's average cost (a number, or a tensor with one entry per latent). Always
-    use the value from before the update: a baseline that depends on the draws it is
-    paired with biases the gradient. This is Pyro's ``use_decaying_avg_baseline``, with
-    ``beta`` as its ``baseline_beta``.
+    Use ``value`` for this step's draws, then ``update(cost)`` with the step's average
+    cost (a number, or one entry per latent): ``value = beta * value + (1 - beta) *
+    cost``. A baseline that depends on the draws it is paired with biases the gradient.
+    This is Pyro's ``use_decaying_avg_baseline``, with ``beta`` as its
+    ``baseline_beta``; ``init`` is zero by default, as in Pyro. Raises ValueError
+    unless ``0 <= beta < 1``.
 
     >>> baseline = MovingAverageBaseline(beta=0.5)
-    >>> baseline.update(torch.tensor(4.0))
-    tensor(2.)
-    >>> baseline.update(torch.tensor(4.0))
-    tensor(3.)
-
-    Args:
-        beta: the share of the old value that each update keeps, in ``[0, 1)``.
-        init: the starting value; zero by default, as in Pyro.
-
-    Raises:
-        ValueError: if ``beta`` lies outside ``[0, 1)``.
+    >>> baseline.update(4.0), baseline.update(4.0)
+    (tensor(2.), tensor(3.))
     """
 
     def __init__(self, beta: float = 0.9, init: float | Tensor = 0.0) -> None:

@@ -304,9 +304,7 @@ class Trace_ELBO:
             if not math.isfinite(value) and self.nonfinite_site is None:
                 self.nonfinite_site = first_nonfinite_site(model_trace, guide_trace)
             # Let the traces go before the caller runs backward: they hold every site's
-            # distribution and log-density, and backward needs that memory (on N =
-            # 100,000 points, holding them costs ~15% of a step, most of it in fresh
-            # pages).
+            # distribution and log-density, and backward needs that memory.
             del model_trace, guide_trace
             yield elbo, value
 
