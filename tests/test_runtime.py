@@ -13,6 +13,7 @@ import ppl.distributions as dist
 from ppl import runtime
 from ppl.distributions import constraints
 from ppl.runtime import (
+    Message,
     Messenger,
     am_i_wrapped,
     apply_stack,
@@ -21,6 +22,7 @@ from ppl.runtime import (
     get_rng_state,
     get_stack,
     is_validation_enabled,
+    new_message,
     set_rng_seed,
     set_rng_state,
     validation_enabled,
@@ -29,23 +31,19 @@ from ppl.runtime import (
 pytestmark = pytest.mark.usefixtures("clean_state")
 
 
+def test_new_message_sets_every_key_of_a_message():
+    msg = new_message("param", "theta", print, ("theta",))
+    assert set(msg) == set(Message.__annotations__)
+    assert msg["kwargs"] == {} and msg["infer"] == {} and msg["value"] is None
+    assert (msg["scale"], msg["mask"], msg["cond_indep_stack"]) == (1.0, None, ())
+    assert not msg["done"] and not msg["stop"] and msg["continuation"] is None
+    # fresh dicts: one message's kwargs or infer never leak into the next
+    assert new_message("sample", "z", print)["infer"] is not msg["infer"]
+
+
 def make_msg(name="z", fn=None, value=None, is_observed=False, **extra):
-    msg = {
-        "type": "sample",
-        "name": name,
-        "fn": fn if fn is not None else dist.Normal(0.0, 1.0),
-        "args": (),
-        "kwargs": {},
-        "value": value,
-        "is_observed": is_observed,
-        "infer": {},
-        "scale": 1.0,
-        "mask": None,
-        "cond_indep_stack": (),
-        "done": False,
-        "stop": False,
-        "continuation": None,
-    }
+    fn = fn if fn is not None else dist.Normal(0.0, 1.0)
+    msg = new_message("sample", name, fn, value=value, is_observed=is_observed)
     msg.update(extra)
     return msg
 
