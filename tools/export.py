@@ -498,31 +498,24 @@ def chapter_label(notebook: str) -> str:
 def render(module: Module, package_names: dict[str, list[tuple[str, str]]]) -> str:
     """The module's text: header, docstring, imports, then each chapter's code.
 
-    ``package_names`` maps each name the package's modules define to those modules: a name the
-    code uses but neither defines nor imports is imported from the module that defines
-    it (a chapter's cells share one namespace; the package's modules do not)."""
+    ``package_names`` maps each name the package's modules define to those modules: a
+    name the code uses but neither defines nor imports is imported from the module that
+    defines it (a chapter's cells share one namespace; the package's modules do not).
+    """
     if not module.cells:
         raise ExportError(f"ppl.{module.name}: no exported cells")
-    imports = Imports()
-    codes = [cell.code for cell in module.cells]
-    owners = list(module.cells)
-    docstring = None
     # the first cell opens with the module's docstring
     first = module.cells[0]
-    if first.patch is None:
-        docstring, codes[0] = split_docstring(first.code)
+    docstring, first_code = (None, "") if first.patch else split_docstring(first.code)
     if docstring is None:
         raise ExportError(
             f"{first.where}: the first exported cell of ppl.{module.name} must open "
             "with the module's docstring"
         )
-    kept: list[tuple[Cell, str]] = []
-    for cell, code in zip(owners, codes):
-        if cell.patch:
-            continue
-        kept.append((cell, code))
-    codes = [code for _, code in kept]
-    owners = [cell for cell, _ in kept]
+    # the definitions, in book order; each patch then rewrites a class among them
+    owners = [cell for cell in module.cells if not cell.patch]
+    codes = [first_code] + [cell.code for cell in owners[1:]]
+    imports = Imports()
     for cell in module.cells:
         if cell.patch:
             apply_patch(codes, owners, cell, module.name)
