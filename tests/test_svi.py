@@ -336,31 +336,18 @@ def test_a_failed_optimizer_leaves_no_gradient_for_the_next_step():
     assert get_stack() == []
 
 
-def diverging_programs():
-    def model(x):
-        z = ppl.sample("z", dist.Normal(0.0, 1.0))
-        ppl.sample("x", dist.Normal(z, 1.0).expand([len(x)]).to_event(1), obs=x)
-
-    def guide(x):
-        loc = ppl.param("loc", torch.tensor(0.0))
-        scale = ppl.param("scale", torch.tensor(1.0), constraint=constraints.positive)
-        ppl.sample("z", dist.Normal(loc, scale))
-
-    return model, guide
-
-
 def test_divergence_is_caught_at_the_step_that_diverges():
-    # The case: SGD at lr=1e6 sends log(scale) to about +-1e6, so scale = exp(...) is
+    # The case: SGD at lr=1e6 sends log(s) to about +-1e6, so s = exp(...) is
     # inf (or 0). The step raises, names the param and the step, and undoes the update.
-    model, guide = diverging_programs()
+    model, guide = normal_programs(prior_scale=1.0, obs_scale=1.0)
     ppl.set_rng_seed(0)
     svi = SVI(model, guide, SGD({"lr": 1e6}), Trace_ELBO())
     with pytest.raises(
-        FloatingPointError, match=r"at step 0 .*'scale'.*learning rate"
+        FloatingPointError, match=r"at step 0 .*'s'.*learning rate"
     ) as info:
         svi.step(READINGS)
-    assert "'loc'" not in str(info.value)  # loc moved far, but stayed finite
-    assert ppl.param("loc").item() == 0.0 and ppl.param("scale").item() == 1.0
+    assert "'m'" not in str(info.value)  # m moved far, but stayed finite
+    assert ppl.param("m").item() == 0.0 and ppl.param("s").item() == 1.0
     assert all(
         leaf.grad is None for _, leaf in ppl.get_param_store().named_parameters()
     )
@@ -368,7 +355,7 @@ def test_divergence_is_caught_at_the_step_that_diverges():
 
 
 def test_a_rolled_back_step_leaves_the_svi_exactly_as_before():
-    model, guide = diverging_programs()
+    model, guide = normal_programs(prior_scale=1.0, obs_scale=1.0)
 
     def run(diverge: bool):
         ppl.clear_param_store()
@@ -401,7 +388,7 @@ def test_a_rolled_back_step_leaves_the_svi_exactly_as_before():
             for name, leaf in ppl.get_param_store().named_parameters()
         }
         return (
-            {n: ppl.param(n).item() for n in ("loc", "scale")},
+            {n: ppl.param(n).item() for n in ("m", "s")},
             state,
             optim.optimizer.param_groups[0]["lr"],
         )
