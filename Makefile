@@ -5,7 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 HTML   := _build/html
 
-.PHONY: book test lab export execute check-export lint reading-time unit notebooks notebooks-perturbed strict-book site bench clean
+.DEFAULT_GOAL := help
+
+.PHONY: help book test lab export execute check-export lint reading-time unit notebooks notebooks-perturbed strict-book site bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +15,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+## help: list these commands (a bare `make` prints this)
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST)
 
 ## book: build the website from the chapters' stored outputs into _build/html
 book: $(STAMP)

@@ -274,3 +274,13 @@ def test_unknown_optimizer_name():
     x = torch.tensor(1.0, requires_grad=True)
     with pytest.raises(ValueError, match="unknown optimizer 'adamw'"):
         minimize(lambda: x**2, [x], optimizer="adamw", num_steps=1)
+
+
+def test_progress_without_tqdm_says_how_to_get_it(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now fails
+    theta, _, loss_fn = quadratic_problem()
+    with pytest.raises(ModuleNotFoundError, match=r"pip install 'ppl\[progress\]'"):
+        minimize(loss_fn, [theta], lr=0.1, num_steps=3, progress=True)
+    assert theta.grad is None or torch.all(theta.grad == 0)

@@ -96,8 +96,13 @@ def minimize(
 
     steps = range(num_steps)
     if progress:  # tqdm is imported only when a bar is wanted
-        from tqdm import tqdm
-
+        try:
+            from tqdm import tqdm
+        except ModuleNotFoundError as error:
+            raise ModuleNotFoundError(
+                "minimize(progress=True) needs tqdm: pip install tqdm, or install "
+                "ppl with its extra, pip install 'ppl[progress]'"
+            ) from error
         steps = tqdm(steps, desc="minimize")
     history: list[float] = []
     for step in steps:
