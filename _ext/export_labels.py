@@ -78,7 +78,9 @@ class ExportLabels(SphinxTransform):
                 else:
                     label += nodes.Text("exported to ")
                     label += nodes.literal(text=f"ppl.{module}")
-                cell.insert(cell.index(source), label)
+                # before the cell, not inside it: MyST-NB collapses a hide-input cell only
+                # when its first child is the source
+                cell.parent.insert(cell.parent.index(cell), label)
                 cell["classes"].append("ppl-exported")
 
 

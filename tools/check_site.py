@@ -188,6 +188,12 @@ def check_page(
                     f"raw TeX {raw!r} left in the page: ...{text[max(0, at - 40) : at + 40]!r}..."
                 )
 
+    # a cell tagged hide-input must be collapsed: its source inside a <details> element
+    shown = tab.evaluate("""() => Array.from(document.querySelectorAll('div.tag_hide-input'))
+        .filter(cell => !cell.querySelector('details')).length""")
+    if shown:
+        problems.append(f"{shown} cell(s) tagged hide-input are not collapsed")
+
     broken = tab.evaluate("""() => Array.from(document.images)
         .filter(img => !img.complete || img.naturalWidth === 0).map(img => img.src)""")
     problems += [f"image did not load: {src}" for src in broken]
