@@ -4,10 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 HTML   := _build/html
+PORT   ?= 8000
 
 .DEFAULT_GOAL := help
 
-.PHONY: help book test lab export execute check-export lint reading-time unit notebooks notebooks-perturbed strict-book site bench clean
+.PHONY: help book serve test lab check-lab export execute check-export lint reading-time unit notebooks notebooks-perturbed strict-book site bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +28,14 @@ book: $(STAMP)
 	@echo "The book is built. Open this file in a browser:"
 	@echo "  $(CURDIR)/$(HTML)/index.html"
 
-## test: export check, lint, unit tests, strict nbval (twice: as is, and under perturbed numerics), strict book build, rendered-site check; prints reading times
-test: check-export lint reading-time unit notebooks notebooks-perturbed strict-book site
+## serve: serve the built website on http://127.0.0.1:8000 (search and downloads work fully; Ctrl-C stops)
+serve:
+	@test -f $(HTML)/index.html || { echo "No website in $(HTML): run make book first."; exit 1; }
+	@echo "Open http://127.0.0.1:$(PORT)/ in a browser; Ctrl-C stops the server."
+	$(PYTHON) -m http.server $(PORT) --bind 127.0.0.1 --directory $(HTML)
+
+## test: export check, lint, unit tests, strict nbval (twice: as is, and under perturbed numerics), strict book build, rendered-site check, chapters in JupyterLab; prints reading times
+test: check-export lint reading-time unit notebooks notebooks-perturbed strict-book site check-lab
 
 check-export: $(STAMP)
 	$(BIN)/python tools/export.py --check
@@ -65,9 +72,16 @@ strict-book: $(STAMP)
 site: $(STAMP)
 	$(BIN)/python tools/check_site.py $(HTML)
 
-## lab: open the chapters in JupyterLab with ppl importable
+# Jupyter refuses to run as root unless told to (containers often run as root).
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
+
+## lab: open the chapters in JupyterLab, MyST rendered (jupyterlab-myst), ppl importable
 lab: $(STAMP)
-	$(BIN)/jupyter lab book
+	$(BIN)/jupyter lab $(ALLOW_ROOT) book
+
+# A chapter opened in JupyterLab in headless Chromium: MyST rendered, math typeset, solutions collapsed.
+check-lab: $(STAMP)
+	$(BIN)/python tools/check_lab.py
 
 ## export: write src/ppl from the chapters' exported cells
 export:

@@ -8,9 +8,16 @@ Debian's ``/usr/bin/chromium``) and fails on:
 - any request to a host other than the loopback server;
 - a JavaScript console error or an uncaught page error;
 - a failed request (HTTP status 400 or more), a broken internal link or a missing anchor;
-- an image that did not load.
+- an image that did not load, or one without real alt text (empty, or a file name);
+- a page wider than the window, at 1280 px (a laptop) and at 390 px (a phone);
+- a page whose footer does not state the package's version;
+- a copy button on a cell's output (they belong on code);
+- on a phone (390x844, dark mode): a menu button that does not open the chapter list, or chapter
+  links in it that are not visible and clickable.
 
-It saves a full-page screenshot of every page under ``_build/screenshots/``.
+It saves screenshots under ``_build/screenshots/``: every page in full at 1280 px, every page at
+phone size with the chapter list open (``*-phone-drawer.png``), and each chapter's first figure
+(``*-figure.png``).
 
 Outside CI, a missing Chromium or Playwright skips the check with a loud message; with ``CI=true``
 it is an error.
@@ -40,6 +47,48 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
+LAPTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+ROOT = Path(__file__).resolve().parent.parent
+
+# Elements that make the page scroll sideways: they stick out past the window's right edge and
+# no ancestor scrolls or clips them (a wide code cell that scrolls inside its own box is fine).
+OVERFLOW_JS = """() => {
+  const width = document.documentElement.clientWidth;
+  if (document.documentElement.scrollWidth <= width + 1) return [];
+  const clipped = (e) => {
+    for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+      if (['auto', 'scroll', 'hidden', 'clip'].includes(getComputedStyle(a).overflowX)
+          && a.getBoundingClientRect().right <= width + 1) return true;
+    }
+    return false;
+  };
+  const sticksOut = (e) => { const r = e.getBoundingClientRect();
+                             return r.width > 0 && r.right > width + 1; };
+  return Array.from(document.querySelectorAll('body *'))
+    .filter(e => sticksOut(e) && !clipped(e))
+    .filter(e => !e.parentElement || !sticksOut(e.parentElement) || clipped(e.parentElement))
+    .slice(0, 5)
+    .map(e => `${e.tagName.toLowerCase()}.${String(e.className).split(' ').join('.')}`
+              + ` (right edge at ${Math.round(e.getBoundingClientRect().right)} px)`);
+}"""
+
+# At a laptop's width every table and display equation fits its column (on a phone they may
+# scroll inside their own box).
+CRAMPED_JS = """() => Array.from(document.querySelectorAll(
+    '.bd-article .pst-scrollable-table-container, .bd-article mjx-container[display="true"]'))
+  .filter(e => e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1)
+  .map(e => e.tagName === 'MJX-CONTAINER'
+       ? 'a display equation: ' + (e.textContent || '').slice(0, 50)
+       : 'a table: ' + (e.querySelector('th, td') || e).textContent.trim().slice(0, 50))"""
+
+# Images whose alt text is missing or is only a file name (what a screen reader would read out).
+BAD_ALT_JS = """() => Array.from(document.querySelectorAll('article img, main img'))
+  .filter(img => !img.classList.contains('toggler'))  // the module index's +/- buttons
+  .filter(img => { const alt = (img.getAttribute('alt') || '').trim();
+                   return alt.length < 8 || /\\.(png|svg|jpe?g|gif)$/i.test(alt)
+                          || /^[0-9a-f]{16,}/i.test(alt); })
+  .map(img => img.getAttribute('src'))"""
 
 # Visible text of the page without code, scripts and typeset math: raw TeX must not survive there.
 VISIBLE_TEXT_JS = """() => {
@@ -123,13 +172,15 @@ def check_links(page: Path, root: Path, hrefs: list[str], base: str) -> list[str
     return problems
 
 
-def check_page(
-    browser, root: Path, url_root: str, page: Path, shots: Path
-) -> list[str]:
-    rel = page.relative_to(root).as_posix()
-    url = url_root + rel
-    problems: list[str] = []
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+def package_version() -> str:
+    """``ppl.__version__`` as written in the source."""
+    text = (ROOT / "src" / "ppl" / "__init__.py").read_text(encoding="utf-8")
+    return text.split('__version__ = "', 1)[1].split('"', 1)[0]
+
+
+def open_tab(browser, url: str, problems: list[str], **context_options):
+    """A new tab on ``url`` that records outside requests, failures and errors in ``problems``."""
+    context = browser.new_context(**context_options)
     tab = context.new_page()
 
     def on_request(request):
@@ -163,6 +214,17 @@ def check_page(
     )
     tab.goto(url, wait_until="load")
     tab.wait_for_load_state("networkidle")
+    return context, tab
+
+
+def check_page(
+    browser, root: Path, url_root: str, page: Path, shots: Path
+) -> list[str]:
+    rel = page.relative_to(root).as_posix()
+    url = url_root + rel
+    name = rel.removesuffix(".html").replace("/", "__")
+    problems: list[str] = []
+    context, tab = open_tab(browser, url, problems, viewport=LAPTOP)
 
     has_math = (
         tab.evaluate(
@@ -197,16 +259,84 @@ def check_page(
     broken = tab.evaluate("""() => Array.from(document.images)
         .filter(img => !img.complete || img.naturalWidth === 0).map(img => img.src)""")
     problems += [f"image did not load: {src}" for src in broken]
+    problems += [
+        f"image without real alt text: {src}" for src in tab.evaluate(BAD_ALT_JS)
+    ]
+    problems += [f"wider than a 1280 px window: {e}" for e in tab.evaluate(OVERFLOW_JS)]
+    problems += [f"scrolls sideways at 1280 px: {e}" for e in tab.evaluate(CRAMPED_JS)]
+    copy_on_outputs = tab.evaluate(
+        "() => document.querySelectorAll('.cell_output .copybtn, .output .copybtn').length"
+    )
+    if copy_on_outputs:
+        problems.append(f"{copy_on_outputs} copy button(s) on cell outputs")
+    footer = tab.evaluate(
+        "() => (document.querySelector('.ppl-footer') || {}).textContent || ''"
+    )
+    if f"ppl {package_version()}" not in footer:
+        problems.append(
+            f"the footer does not state the version (ppl {package_version()})"
+        )
 
     hrefs = tab.evaluate(
         "() => Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href'))"
     )
     problems += check_links(page, root, hrefs, tab.url)  # tab.url: after any redirect
 
-    shot = shots / (rel.removesuffix(".html").replace("/", "__") + ".png")
-    tab.screenshot(path=str(shot), full_page=True)
+    tab.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+    if rel.startswith("book/0"):
+        figure = tab.query_selector("figure img")
+        if figure is not None:
+            figure.scroll_into_view_if_needed()
+            tab.query_selector("figure").screenshot(
+                path=str(shots / f"{name}-figure.png")
+            )
     context.close()
+
+    problems += check_phone(browser, url, shots / f"{name}-phone-drawer.png")
     return [f"{rel}: {p}" for p in dict.fromkeys(problems)]
+
+
+def check_phone(browser, url: str, shot: Path) -> list[str]:
+    """At 390x844 in dark mode: no sideways scrolling, and the menu opens a usable chapter list."""
+    problems: list[str] = []
+    context, tab = open_tab(
+        browser, url, problems, viewport=PHONE, color_scheme="dark", has_touch=True
+    )
+    problems += [f"wider than a 390 px phone: {e}" for e in tab.evaluate(OVERFLOW_JS)]
+    toggles = [b for b in tab.query_selector_all(".primary-toggle") if b.is_visible()]
+    if not toggles:
+        problems.append("phone: no visible button opens the chapter list")
+    else:
+        toggles[0].click()
+        try:
+            tab.wait_for_selector("#pst-primary-sidebar-modal[open]", timeout=3000)
+        except Exception:
+            problems.append("phone: the menu button does not open the chapter list")
+        else:
+            links = tab.locator("#pst-primary-sidebar-modal nav a.reference.internal")
+            visible = [
+                links.nth(i) for i in range(links.count()) if links.nth(i).is_visible()
+            ]
+            chapters = [
+                link
+                for link in visible
+                if "book/0" in (link.get_attribute("href") or "")
+                or (link.get_attribute("href") or "").startswith("0")
+            ]
+            if len(chapters) < 2:
+                problems.append(
+                    f"phone: the open chapter list shows {len(chapters)} chapter link(s)"
+                )
+            else:
+                try:
+                    chapters[-1].click(
+                        trial=True, timeout=3000
+                    )  # clickable, not covered
+                except Exception as err:
+                    problems.append(f"phone: a chapter link cannot be clicked ({err})")
+            tab.screenshot(path=str(shot))
+    context.close()
+    return problems
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -272,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {problem}")
         return 1
     print(
-        "check_site: every page rendered with typeset math, no outside requests, no errors."
+        "check_site: every page rendered with typeset math, no outside requests, no errors; "
+        "it fits a laptop and a phone, and the phone menu opens the chapter list."
     )
     return 0
 

@@ -1,12 +1,14 @@
 """Re-run chapters in place so their stored outputs are fresh: ``python tools/execute.py [NOTEBOOK ...]``.
 
 Each notebook runs top to bottom in a fresh kernel with ``book/`` as working directory, exactly as
-``pytest --nbval`` will run it. Timing metadata is not recorded, so a re-run that changes nothing
+``pytest --nbval`` will run it, with ``tqdm`` progress bars switched off as under pytest (they are
+for readers, not for the stored outputs). Timing metadata is not recorded, so a re-run that changes nothing
 leaves no diff in the outputs that nbval compares.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
+os.environ["TQDM_DISABLE"] = "1"  # the kernels inherit it
 
 
 def execute(path: Path, timeout: int = 600) -> None:

@@ -1,10 +1,6 @@
 """ppl: a small Pyro-compatible probabilistic programming package.
 
-The book builds it chapter by chapter.
-
-This file is written by hand and states the public API; every other module (except the
-subpackages' ``__init__.py``) is generated from the chapters in ``book/`` by
-``tools/export.py``.
+The book builds it chapter by chapter; each module is the code of the chapters named here.
 
 ============================  ==========  ============================================
 module                        chapter     holds

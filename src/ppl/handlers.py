@@ -328,6 +328,11 @@ class TraceMessenger(Messenger):
         return super().__enter__()
 
     def postprocess_message(self, msg: Message) -> None:
+        """Record the site in ``self.trace``, with its final value.
+
+        Param sites are always recorded, sample sites unless ``param_only``. A second
+        sample site of the same name raises RuntimeError (see ``Trace.add_node``).
+        """
         if msg["type"] == "param" or (msg["type"] == "sample" and not self.param_only):
             self.trace.add_node(msg["name"], **msg)
 
@@ -355,6 +360,12 @@ class TraceHandler:
         self.msngr, self.fn = msngr, fn
 
     def __call__(self, *args, **kwargs):
+        """Run ``fn(*args, **kwargs)`` under the trace and return its value.
+
+        The trace also gets the nodes ``_INPUT`` and ``_RETURN``. An exception raised
+        inside ``fn`` gets a note naming the program, the last site recorded and the
+        line that raised, with the shapes of the sites so far.
+        """
         with self.msngr:
             self.msngr.trace.add_node(
                 "_INPUT", name="_INPUT", type="args", args=args, kwargs=kwargs
@@ -447,6 +458,10 @@ class ConditionMessenger(Messenger):
         self.data = data
 
     def process_message(self, msg: Message) -> None:
+        """Set the value of a sample site named in ``data`` and mark it observed.
+
+        A value of None in ``data`` leaves the site latent.
+        """
         if msg["type"] != "sample" or msg["name"] not in self.data:
             return
         name = msg["name"]
@@ -481,6 +496,12 @@ class ReplayMessenger(Messenger):
         self.trace, self.params = trace, params
 
     def process_message(self, msg: Message) -> None:
+        """Give a latent sample site (or a param in ``params``) its replayed value.
+
+        The site is marked ``done``, so the default behaviour neither draws nor checks
+        it. Raises RuntimeError when the site is latent here but observed, or not a
+        sample site, in ``trace``.
+        """
         name = msg["name"]
         if msg["type"] == "sample":
             if self.trace is None or name not in self.trace.nodes or msg["is_observed"]:
@@ -527,6 +548,7 @@ class SubstituteMessenger(Messenger):
         self.data = data
 
     def process_message(self, msg: Message) -> None:
+        """Set the value of a param or latent sample site named in ``data``."""
         name = msg["name"]
         if msg["type"] == "param":
             if name not in self.data:
@@ -615,6 +637,7 @@ class BlockMessenger(Messenger):
         )
 
     def process_message(self, msg: Message) -> None:
+        """Set ``msg["stop"]`` for a hidden site, so outer handlers never see it."""
         msg["stop"] = bool(self.hide_fn(msg))
 
 
@@ -698,6 +721,10 @@ class ScaleMessenger(Messenger):
         self.scale = scale
 
     def process_message(self, msg: Message) -> None:
+        """Multiply ``msg["scale"]`` by this handler's scale.
+
+        Raises ValueError, naming the site, when two tensor scales do not broadcast.
+        """
         try:
             msg["scale"] = self.scale * msg["scale"]
         except RuntimeError:  # two tensor scales whose shapes do not broadcast
@@ -721,6 +748,10 @@ class MaskMessenger(Messenger):
         self.mask = as_bool_mask(mask)  # a bool or a bool tensor; TypeError otherwise
 
     def process_message(self, msg: Message) -> None:
+        """Combine ``msg["mask"]`` with this handler's mask by logical and.
+
+        Raises ValueError, naming the site, when two mask tensors do not broadcast.
+        """
         try:
             msg["mask"] = self.mask if msg["mask"] is None else msg["mask"] & self.mask
         except RuntimeError:  # two mask tensors whose shapes do not broadcast

@@ -3,9 +3,9 @@
 
 """Optimisation: a gradient-descent loop over a loss closure, on top of ``torch.optim``.
 
-Chapter 3 builds ``minimize``, a plain loop over any ``torch.optim`` optimizer. Chapter
-8 adds Pyro's optimizer wrappers (``Adam({"lr": 0.01})``, ``ClippedAdam``, ...), which
-pick up parameters the first time they appear, as ``pyro.optim`` does.
+``minimize`` runs a plain loop over any ``torch.optim`` optimizer. Pyro's optimizer
+wrappers (``Adam({"lr": 0.01})``, ``ClippedAdam``, ...) pick up parameters the first
+time they appear, as ``pyro.optim`` does.
 """
 
 import inspect

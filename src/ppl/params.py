@@ -21,9 +21,12 @@ from torch.distributions import constraints, transform_to
 from torch.distributions.constraints import Constraint
 from torch.distributions.transforms import AffineTransform, ComposeTransform, Transform
 
-# Pyro's separator between a module's name and its parameters' names:
-# "encoder$$$linear.weight".
 MODULE_NAMESPACE_DIVIDER = "$$$"
+"""The separator between a module's name and its parameters' names in the store.
+
+``ppl.module("encoder", net)`` stores the parameter ``linear.weight`` of ``net`` as
+``"encoder$$$linear.weight"``, as Pyro's ``pyro.module`` does.
+"""
 
 # A user's constraints that save and load may name: name -> Constraint subclass or
 # single instance.
@@ -560,7 +563,8 @@ class ParamStore:
         self.set_state({"params": state.get("params"), "constraints": rebuilt})
 
 
-ParamStoreDict = ParamStore  # Pyro's name for the class
+ParamStoreDict = ParamStore
+"""``ParamStore`` under Pyro's name, ``pyro.params.param_store.ParamStoreDict``."""
 
 _PARAM_STORE = ParamStore()
 

@@ -72,6 +72,12 @@ class DimAllocator:
         self._thread = _PlateNames()
 
     def allocate(self, name: str, dim: int | None) -> int:
+        """Claim a batch dimension for plate ``name`` and return it.
+
+        With ``dim=None``, the rightmost dimension no active plate holds; otherwise
+        ``dim`` itself, a negative int. Raises ValueError, naming both plates, when
+        another active plate holds ``dim`` or already has this name.
+        """
         # one lookup: a threading.local's attributes are slow to reach
         names = self._thread.names
         if name in names:
@@ -99,6 +105,7 @@ class DimAllocator:
         return dim
 
     def free(self, name: str, dim: int) -> None:
+        """Give back ``dim`` if plate ``name`` holds it, for another plate to claim."""
         names = self._thread.names
         if -dim <= len(names) and names[-dim - 1] == name:
             names[-dim - 1] = None
@@ -113,9 +120,6 @@ class DimAllocator:
             for k, name in enumerate(self._thread.names)
             if name is not None
         }
-
-
-DIM_ALLOCATOR = DimAllocator()
 
 
 def broadcast(msg: Message) -> None:
@@ -164,6 +168,9 @@ def broadcast(msg: Message) -> None:
             expanded.has_rsample = fn.has_rsample
         msg["fn"] = expanded
 
+
+DIM_ALLOCATOR = DimAllocator()
+"""The allocator that every ``plate`` claims its dimension from (per thread)."""
 
 _ALL_INDICES: dict[int, torch.Tensor] = {}
 _ZERO = torch.zeros(())
@@ -361,6 +368,14 @@ class plate(Messenger):
             self._sequential = False
 
     def process_message(self, msg: Message) -> None:
+        """Put this plate's frame on ``msg``, scale it, and broadcast its distribution.
+
+        The frame goes to the front of ``msg["cond_indep_stack"]``. When the plate
+        subsamples, ``msg["scale"]`` is multiplied by ``size / subsample_size``. A
+        sample site's distribution is expanded to the plate's size at its dim
+        (``broadcast``); the initial value of a new local param (one declared with
+        ``event_dim``) is checked against the plate's size when validation is on.
+        """
         frame = CondIndepStackFrame(
             self.name, self.dim, self.subsample_size, self.counter, self.size
         )
@@ -388,6 +403,12 @@ class plate(Messenger):
                 self._local_dim(msg, init.shape)
 
     def postprocess_message(self, msg: Message) -> None:
+        """Hand a local param to the program as the slices of this plate's indices.
+
+        Only a param declared with ``event_dim`` inside a vectorized plate is touched:
+        its shape is checked against the plate's size (when validation is on), and,
+        when the plate subsamples, its value becomes the minibatch's slices.
+        """
         # A param declared with event_dim inside a subsampled plate is local: one slice
         # per index. Hand the program the slices of this minibatch, as Pyro does.
         if (

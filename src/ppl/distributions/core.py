@@ -97,6 +97,11 @@ class TorchDistributionMixin:
 
 
 Distribution = torch.distributions.Distribution
+"""The base class of every distribution, ``torch.distributions.Distribution`` itself.
+
+Every torch distribution and every ppl distribution is an instance of it. (Pyro's
+``pyro.distributions.Distribution`` is a class of its own; ppl uses torch's.)
+"""
 
 
 class TorchDistribution(torch.distributions.Distribution, TorchDistributionMixin):
@@ -134,10 +139,15 @@ def wrap(torch_class: type) -> type:
     return type(torch_class.__name__, (torch_class, TorchDistributionMixin), namespace)
 
 
-# Name -> wrapped class, e.g. WRAPPED["Normal"].
 WRAPPED: dict[str, type] = {
     cls.__name__: wrap(cls) for cls in torch_distribution_classes()
 }
+"""Every public torch distribution class, wrapped with the mixin, by name.
+
+``WRAPPED["Normal"]`` is ``ppl.distributions.Normal``: ``torch.distributions.Normal``
+with ``TorchDistributionMixin``. The module's attributes ``Normal``, ``Beta``, ... are
+looked up here.
+"""
 
 
 def __getattr__(name: str) -> type:

@@ -1,8 +1,5 @@
 """Exact answers, the book's oracles: discrete factors and Bayes (chapters 1 and 2).
 
-Hand-written: it states the subpackage's public API. The modules beside it are
-generated from the chapters by ``tools/export.py``.
-
 - ``ppl.exact.factor``: ``Factor``, a table over named discrete variables.
 - ``ppl.exact.bayes``: ``BetaBernoulli`` and ``NormalNormal`` (conjugate closed forms),
   ``grid_posterior`` and ``GridPosterior`` (any one-dimensional posterior on a grid).

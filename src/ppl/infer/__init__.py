@@ -1,7 +1,7 @@
 """Inference: ELBO and gradient estimators (chapters 5, 6) and the SVI engine (8, 9).
 
-Hand-written: it states the subpackage's public API. The modules beside it are generated
-from the chapters by ``tools/export.py``.
+Pyro's ``pyro.infer``: ``SVI`` with ``Trace_ELBO`` or ``TraceMeanField_ELBO`` fits a guide to a
+model; the estimators below them are the book's building blocks.
 """
 
 # Not the function ``elbo``: that name stays the module ``ppl.infer.elbo``, as in Pyro.
