@@ -12,6 +12,7 @@ Debian's ``/usr/bin/chromium``) and fails on:
 - a page wider than the window, at 1280 px (a laptop) and at 390 px (a phone);
 - a page whose footer does not state the package's version;
 - a copy button on a cell's output (they belong on code);
+- in dark mode, a figure drawn inside the theme's grey frame;
 - on a phone (390x844, dark mode): a menu button that does not open the chapter list, or chapter
   links in it that are not visible and clickable.
 
@@ -303,6 +304,10 @@ def check_phone(browser, url: str, shot: Path) -> list[str]:
         browser, url, problems, viewport=PHONE, color_scheme="dark", has_touch=True
     )
     problems += [f"wider than a 390 px phone: {e}" for e in tab.evaluate(OVERFLOW_JS)]
+    framed = tab.evaluate("""() => Array.from(document.querySelectorAll('figure img'))
+        .filter(img => getComputedStyle(img).paddingTop !== '0px').length""")
+    if framed:
+        problems.append(f"dark mode: {framed} figure(s) drawn inside a frame")
     toggles = [b for b in tab.query_selector_all(".primary-toggle") if b.is_visible()]
     if not toggles:
         problems.append("phone: no visible button opens the chapter list")
