@@ -7,7 +7,7 @@
   around a test; files that touch global state use it with
   ``pytestmark = pytest.mark.usefixtures("clean_state")``.
 - ``pyro_fix_latents(fn, data)`` gives Pyro's latent sample sites fixed values and keeps them
-  latent, which ppl's ``substitute`` does and Pyro's does not: the ELBO comparisons use it.
+  latent, as ppl's ``fix_latents`` does (Pyro has no such handler): the ELBO comparisons use it.
 - ``run_in_threads(*functions, barrier=None)`` runs each function in a thread of its own and
   returns their results, or raises the first error: the thread-safety tests use it.
 """

@@ -4,7 +4,6 @@ their compositions, exception safety, and agreement with pyro.poutine."""
 import math
 import random
 import threading
-import warnings
 
 import pyro  # first imported, with its warning silenced, in conftest.py
 import pyro.distributions as pdist
@@ -25,6 +24,7 @@ from ppl.handlers import (
     TraceMessenger,
     block,
     condition,
+    fix_latents,
     mask,
     replay,
     scale,
@@ -517,9 +517,11 @@ def test_replay_params_and_requirements():
 # --- substitute --------------------------------------------------------------------------------
 
 
-def test_substitute_replaces_params_and_latent_samples():
+def test_substitute_replaces_params_and_fix_latents_latent_samples():
     theta, z = torch.tensor(-1.0), torch.tensor(0.5)
-    tr = trace(substitute(normal_model, data={"theta": theta, "z": z})).get_trace()
+    tr = trace(
+        fix_latents(substitute(normal_model, data={"theta": theta}), data={"z": z})
+    ).get_trace()
     assert tr.nodes["theta"]["value"] is theta and tr.nodes["z"]["value"] is z
     assert not tr.nodes["z"]["is_observed"]  # substituted, still latent
     assert torch.allclose(tr.log_prob_sum(), normal_log_joint(theta, z))
@@ -527,41 +529,42 @@ def test_substitute_replaces_params_and_latent_samples():
     assert "theta" not in get_param_store()
 
 
-def test_substitute_context_manager_leaves_observed_sites_alone():
+def test_fix_latents_context_manager_leaves_observed_sites_alone():
     with trace() as tr:
-        with substitute(data={"x": torch.zeros(10)}):
+        with fix_latents(data={"x": torch.zeros(10)}):
             coin()
     assert tr.trace.nodes["x"]["value"] is FLIPS
 
 
-def test_substitute_matches_module_params_by_short_or_full_name():
+def test_substitute_matches_module_params_by_short_name_only_as_pyro():
     torch.manual_seed(0)
     net = torch.nn.Linear(2, 1)
     short = torch.zeros(1, 2)
     full = torch.ones(1)
-    tr = trace(
-        substitute(
-            lambda: module("net", net), data={"weight": short, "net$$$bias": full}
-        )
-    ).get_trace()
-    assert (
-        tr.nodes["net$$$weight"]["value"] is short
-        and tr.nodes["net$$$bias"]["value"] is full
-    )
+    with pytest.warns(UserWarning, match=r"no param site matched \['net\$\$\$bias'\]"):
+        tr = trace(
+            substitute(
+                lambda: module("net", net, update_module_params=True),
+                data={"weight": short, "net$$$bias": full},
+            )
+        ).get_trace()
+    # Pyro's user_param_name: "net$$$weight" is looked up as "weight", never in full
+    assert tr.nodes["net$$$weight"]["value"] is short and net.weight is short
+    assert tr.nodes["net$$$bias"]["value"] is net.bias
 
 
-def test_replay_then_substitute_and_substitute_then_replay():
+def test_replay_then_fix_latents_and_fix_latents_then_replay():
     torch.manual_seed(5)
     guide_tr = trace(guide).get_trace()
     mine = torch.tensor(0.1)
     # the outer handler acts last on the way down, so it has the last word
-    outer_substitute = trace(
-        substitute(replay(coin, trace=guide_tr), data={"z": mine})
+    outer_fix = trace(
+        fix_latents(replay(coin, trace=guide_tr), data={"z": mine})
     ).get_trace()
     outer_replay = trace(
-        replay(substitute(coin, data={"z": mine}), trace=guide_tr)
+        replay(fix_latents(coin, data={"z": mine}), trace=guide_tr)
     ).get_trace()
-    assert outer_substitute.nodes["z"]["value"] is mine
+    assert outer_fix.nodes["z"]["value"] is mine
     assert outer_replay.nodes["z"]["value"] is guide_tr.nodes["z"]["value"]
 
 
@@ -1005,17 +1008,18 @@ def test_same_param_values_as_pyro_under_substitute_with_constraint():
     assert ours.nodes["s"]["value"] is new and theirs.nodes["s"]["value"] is new
 
 
-def test_substitute_of_a_sample_site_differs_from_pyro_as_documented():
+def test_substitute_leaves_a_sample_site_alone_and_warns_as_pyro():
     z = torch.tensor(0.3)
-    ours = trace(substitute(seed(normal_model, rng_seed=0), data={"z": z})).get_trace()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with pytest.warns(UserWarning, match="no param site matched"):
+        ours = trace(
+            substitute(seed(normal_model, rng_seed=0), data={"z": z})
+        ).get_trace()
+    with pytest.warns(UserWarning):
         theirs = pyro_poutine.trace(
             pyro_poutine.substitute(
                 pyro_poutine.seed(make_pyro_style_model(pyro, pdist), rng_seed=0),
                 data={"z": z},
             )
         ).get_trace()
-    assert ours.nodes["z"]["value"] is z and not torch.equal(
-        theirs.nodes["z"]["value"], z
-    )
+    assert torch.equal(ours.nodes["z"]["value"], theirs.nodes["z"]["value"])
+    assert not torch.equal(ours.nodes["z"]["value"], z)

@@ -814,7 +814,7 @@ def test_loss_equals_pyros_for_the_same_substituted_latents(case, pyro_fix_laten
     build, args, latents = ELBO_CASES[case]
     model, guide = build(ppl, dist)
     pmodel, pguide = build(pyro, pdist)
-    ours = Trace_ELBO().loss(model, poutine.substitute(guide, data=latents), *args)
+    ours = Trace_ELBO().loss(model, poutine.fix_latents(guide, data=latents), *args)
     theirs = pyro.infer.Trace_ELBO().loss(
         pmodel, pyro_fix_latents(pguide, latents), *args
     )
@@ -826,7 +826,7 @@ def test_minibatch_loss_is_the_hand_written_scaled_elbo():
     x, idx = ELBO_CASES["minibatched"][1]
     mu, z = torch.tensor(-0.3), torch.tensor([0.5, -1.0, 0.25])
     loss = Trace_ELBO().loss(
-        model, poutine.substitute(guide, data={"mu": mu, "z": z}), x, idx
+        model, poutine.fix_latents(guide, data={"mu": mu, "z": z}), x, idx
     )
     z_loc = torch.linspace(-1, 1, len(x))[idx]
     local = (

@@ -18,6 +18,9 @@ module                        chapter     holds
 ``ppl.primitives``            7           ``sample``, ``param``, ``factor``, ...
 ``ppl.handlers``              7           ``trace``, ``replay``, ``condition``, ...
 ``ppl.plates``                9           ``plate``: conditional independence
+``ppl.poutine``               7           ``ppl.handlers`` under Pyro's module name,
+                                          with Pyro's submodules (``messenger``, ...)
+``ppl.util``                  7           Pyro's ``pyro.util``: ``set_rng_seed``, ...
 ============================  ==========  ============================================
 
 Pyro's top-level names live here too, so that ``import ppl as pyro`` runs Pyro programs.
@@ -31,8 +34,10 @@ from ppl import (
     optim,
     params,
     plates,
+    poutine,
     primitives,
     runtime,
+    util,
 )
 from ppl.params import clear_param_store, get_param_store
 from ppl.plates import plate
@@ -53,8 +58,10 @@ __all__ = [
     "optim",
     "params",
     "plates",
+    "poutine",
     "primitives",
     "runtime",
+    "util",
     "clear_param_store",
     "get_param_store",
     "deterministic",

@@ -6,12 +6,13 @@
 Each handler is a ``Messenger`` subclass (``TraceMessenger``, ``ConditionMessenger``,
 ...) and a function of Pyro's name and signature (``trace``, ``condition``, ...) that
 either wraps a function, ``condition(model, data=...)``, or returns the handler for a
-``with`` block, ``with condition(data=...):``. So ``from ppl import handlers as
-poutine`` reads like Pyro.
+``with`` block, ``with condition(data=...):``. ``ppl.poutine`` holds them under Pyro's
+module name: ``import ppl.poutine as poutine`` reads like Pyro.
 """
 
 import os
 import traceback
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
@@ -534,37 +535,85 @@ def replay(
 
 
 class SubstituteMessenger(Messenger):
-    """Replace the values of the param and latent sample sites named in ``data``.
+    """Replace the values of the param sites named in ``data``.
 
-    A param site ``"module$$$weight"`` is matched by its full name or, as in Pyro, by
-    ``"weight"``. Unlike Pyro 1.9, whose ``substitute`` replaces params only, a latent
-    sample site named in ``data`` takes its value too, and stays latent (as in NumPyro).
-    Observed sites are left alone.
+    Pyro's ``SubstituteMessenger``: sample sites are left alone, and a module's param
+    ``"net$$$weight"`` is matched by its short name ``"weight"`` only. With validation
+    on, names in ``data`` that matched no param site during a run get a warning when it
+    ends, as in Pyro. To observe a sample site, use ``condition``; to fix a latent one
+    and keep it latent, ``fix_latents``.
     """
 
     def __init__(self, data: dict) -> None:
         if data is None:
-            raise ValueError("substitute needs data: a dict from site names to values")
+            raise ValueError("substitute needs data: a dict from param names to values")
         self.data = data
+        self._hits: set[str] = set()
+
+    def __enter__(self) -> "SubstituteMessenger":
+        self._hits = set()
+        return super().__enter__()
+
+    def __exit__(self, exc_type, exc_value, traceback) -> None:
+        super().__exit__(exc_type, exc_value, traceback)
+        missed = [name for name in self.data if name not in self._hits]
+        if exc_type is None and missed and is_validation_enabled():
+            warnings.warn(
+                f"substitute: no param site matched {missed}. substitute replaces "
+                "param sites only, as in Pyro (a module's by their short names): to "
+                "observe a sample site use condition; to fix a latent one and keep it "
+                "latent, fix_latents",
+                stacklevel=2,
+            )
 
     def process_message(self, msg: Message) -> None:
-        """Set the value of a param or latent sample site named in ``data``."""
-        name = msg["name"]
-        if msg["type"] == "param":
-            if name not in self.data:
-                name = name.split(MODULE_NAMESPACE_DIVIDER)[-1]
-            if name in self.data:
-                msg["value"] = self.data[name]
-        elif msg["type"] == "sample" and not msg["is_observed"] and name in self.data:
+        """Set the value of a param site named in ``data``."""
+        if msg["type"] != "param":
+            return
+        name = msg["name"]  # Pyro's user_param_name: "net$$$weight" is "weight"
+        if MODULE_NAMESPACE_DIVIDER in name:
+            name = name.split(MODULE_NAMESPACE_DIVIDER)[1]
+        if name in self.data:
             msg["value"] = self.data[name]
+            self._hits.add(name)
 
 
 def substitute(fn: Callable | None = None, data: dict | None = None):
-    """Replace param (and latent sample) values (Pyro's ``poutine.substitute``).
+    """Replace param values (Pyro's ``poutine.substitute``).
 
     >>> substitute(model, data={"theta": torch.tensor(0.5)})
     """
     msngr = SubstituteMessenger(data)
+    return msngr if fn is None else msngr(fn)
+
+
+class FixLatentsMessenger(Messenger):
+    """Give the latent sample sites named in ``data`` their values; they stay latent.
+
+    ``condition`` without marking the sites observed: for scoring a model or a guide at
+    values of your choice, an ELBO at a given draw, say. ppl's own handler: Pyro 1.9 has
+    none (its ``substitute`` replaces params only), NumPyro's ``substitute`` does this.
+    Observed sites and param sites are left alone.
+    """
+
+    def __init__(self, data: dict) -> None:
+        if data is None:
+            raise ValueError("fix_latents needs data: a dict from site names to values")
+        self.data = data
+
+    def process_message(self, msg: Message) -> None:
+        """Set the value of a latent sample site named in ``data``."""
+        name = msg["name"]
+        if msg["type"] == "sample" and not msg["is_observed"] and name in self.data:
+            msg["value"] = self.data[name]
+
+
+def fix_latents(fn: Callable | None = None, data: dict | None = None):
+    """Fix latent sample sites to the values in ``data``, keeping them latent.
+
+    >>> loss = Trace_ELBO().loss(model, fix_latents(guide, data={"z": z0}), flips)
+    """
+    msngr = FixLatentsMessenger(data)
     return msngr if fn is None else msngr(fn)
 
 

@@ -32,7 +32,8 @@ class CondIndepStackFrame(NamedTuple):
 
     ``name`` is the plate's name; ``dim`` the batch dimension it owns, counted from the
     right (``-1``, ``-2``, ...), or None for a sequential plate (a Python loop);
-    ``size`` the number of indices it holds now (the minibatch size when it subsamples);
+    ``size`` the number of indices it holds now (the minibatch size when it subsamples;
+    -1, as in Pyro, for a plate without a size);
     ``counter`` tells the iterations of a sequential plate apart; ``full_size`` is the
     plate's size before subsampling.
     """
@@ -127,7 +128,8 @@ def broadcast(msg: Message) -> None:
     in.
 
     Each vectorized frame in ``msg["cond_indep_stack"]`` sets the batch shape's size at
-    its dim; dims that no plate owns keep their size. Raises ValueError, naming the site
+    its dim; dims that no plate owns keep their size, and so do the dims of plates
+    without a size (``frame.size == -1``). Raises ValueError, naming the site
     and the plate, when the batch shape already has a size other than 1 or the plate's
     size at a plate's dim. Pyro's ``BroadcastMessenger``, which ``pyro.plate`` applies
     too.
@@ -139,7 +141,7 @@ def broadcast(msg: Message) -> None:
     # None: not fixed yet
     target = [None if size == 1 else size for size in batch_shape]
     for frame in msg["cond_indep_stack"]:
-        if frame.dim is None:
+        if frame.dim is None or frame.size == -1:
             continue
         if -frame.dim > len(target):
             target = [None] * (-frame.dim - len(target)) + target
@@ -259,7 +261,9 @@ class plate(Messenger):
         name: the plate's name, unique among the active plates; also the name of its
             site.
         size: the number of conditionally independent indices, e.g. the number of data
-            points; ``len(subsample)`` when left out.
+            points; ``len(subsample)`` when left out. With neither, as in Pyro, the
+            plate has any size (``size`` is -1): it claims a dim, but expands no
+            distribution, scales nothing, draws no indices and yields None.
         subsample_size: the minibatch size, or None for all indices.
         subsample: the indices themselves, instead of a random draw: a 1-D integer
             tensor (or list) of positions in ``range(size)``, repeats allowed. Unlike
@@ -280,11 +284,19 @@ class plate(Messenger):
         subsample: torch.Tensor | None = None,
         dim: int | None = None,
     ) -> None:
-        if size is None:
-            if subsample is None:
+        self.name, self._dim_arg = name, dim
+        self.dim: int | None = None
+        self.counter = 0
+        self._sequential = False
+        if size is None and subsample is None:  # Pyro's plate of any size
+            if subsample_size is not None:
                 raise ValueError(
-                    f"plate {name!r} needs a size (or the subsample indices)"
+                    f"plate {name!r}: subsample_size={subsample_size} needs a size"
                 )
+            self.size = self.subsample_size = -1
+            self.indices = None
+            return
+        if size is None:
             size = len(_checked_indices(name, None, subsample))
         if isinstance(size, torch.Tensor):
             size = int(size)
@@ -304,10 +316,7 @@ class plate(Messenger):
                 f"plate {name!r}: subsample_size={subsample_size} is larger than "
                 f"size={size}; a minibatch cannot hold more indices than the plate"
             )
-        self.name, self.size, self._dim_arg = name, size, dim
-        self.dim: int | None = None
-        self.counter = 0
-        self._sequential = False
+        self.size = size
         fn = _Subsample(size, subsample_size)
         # the indices are a sample site, so that trace and replay see them
         if get_stack():
@@ -329,7 +338,7 @@ class plate(Messenger):
                 "same subsample_size in the model and the guide"
             )
 
-    def __enter__(self) -> torch.Tensor:
+    def __enter__(self) -> torch.Tensor | None:
         self.dim = (
             None
             if self._sequential
@@ -358,6 +367,8 @@ class plate(Messenger):
                 f"plate {self.name!r} is active as a vectorized plate (`with`); "
                 "iterate over a new plate instead"
             )
+        if self.indices is None:
+            raise ValueError(f"plate {self.name!r} has no size: give it one to iterate")
         self._sequential = True
         try:
             for i in self.indices.tolist():
@@ -439,10 +450,11 @@ class plate(Messenger):
         if len(shape) < -dim or shape[dim] == 1:
             return None
         if is_validation_enabled() and shape[dim] != self.size:
+            sizes = f"{self.size} (one slice per index) or 1" if self.size > 0 else "1"
             raise ValueError(
                 f"param {msg['name']!r} in plate {self.name!r} (size {self.size}, dim "
                 f"{self.dim}) has shape {tuple(shape)}: with event_dim={event_dim}, "
                 "its "
-                f"dim {dim} must have size {self.size} (one slice per index) or 1"
+                f"dim {dim} must have size {sizes}"
             )
         return dim

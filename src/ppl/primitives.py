@@ -17,7 +17,7 @@ from torch.distributions import constraints
 
 from ppl.distributions import Delta
 from ppl.params import MODULE_NAMESPACE_DIVIDER, get_param_store
-from ppl.runtime import apply_stack, get_stack, new_message
+from ppl.runtime import apply_stack, get_stack, is_validation_enabled, new_message
 
 
 def sample(
@@ -43,6 +43,7 @@ def sample(
 
     Raises:
         TypeError: ``fn`` is not a distribution that can be called to draw.
+        RuntimeError: a handler left the site without a value (Pyro asserts).
 
     >>> x = sample("x", dist.Normal(0.0, 1.0))
     """
@@ -64,6 +65,11 @@ def sample(
     is_observed = infer.pop("is_observed", obs is not None)
     msg = new_message("sample", name, fn, args, kwargs, obs, is_observed, infer)
     apply_stack(msg)
+    if msg["value"] is None:  # Pyro asserts the same
+        raise RuntimeError(
+            f"sample site {name!r} has no value: a handler marked it done or observed "
+            "without setting one"
+        )
     return msg["value"]
 
 
@@ -184,15 +190,20 @@ def deterministic(
 def module(
     name: str, nn_module: torch.nn.Module, update_module_params: bool = False
 ) -> torch.nn.Module:
-    """Register the parameters of ``nn_module`` in the param store.
+    """Register the parameters of ``nn_module`` in the param store; return the module.
 
-    Each is stored as ``"name$$$param_name"``. Returns ``nn_module`` with its trainable
-    parameters replaced by the store's tensors, so that training the store trains the
-    module. Pyro's store adopts the module's own tensors, so Pyro replaces them only
-    when ``update_module_params=True``; ppl's store keeps copies (chapter 4), so ppl
-    always puts the store's values in, and accepts the argument for Pyro's signature.
-    Under ``substitute`` those values are the substituted ones, as in Pyro with
-    ``update_module_params=True``.
+    Pyro's ``pyro.module``. Each trainable parameter ``p`` is a param site
+    ``"name$$$param_name"``. A name new to the store gets ``p`` itself, not a copy
+    (``param`` copies): training the store trains the module, an optimizer built over
+    ``nn_module.parameters()`` updates what SVI updates, and tied weights stay tied.
+    (Pyro's store copies a non-contiguous parameter, which SVI then never trains.)
+    Where a site's value is not ``p`` (the store held another tensor under its name, or
+    a handler such as ``substitute`` set it), the module keeps ``p``, as in Pyro, and a
+    warning says so if the values differ (with validation on);
+    ``update_module_params=True`` puts the site's value into the module instead,
+    wherever ``p`` occurs (Pyro's replaces the first occurrence of a tied weight only).
+    As in Pyro, a parameter with ``requires_grad=False`` is skipped, with a warning
+    while the module is in training mode.
     """
     if MODULE_NAMESPACE_DIVIDER in name:
         raise ValueError(
@@ -202,11 +213,68 @@ def module(
         raise TypeError(
             f"module {name!r}: expected a torch.nn.Module instance, got {nn_module!r}"
         )
-    for param_name, value in list(nn_module.named_parameters()):
-        if not value.requires_grad:
+    replaced = {}  # id(p) -> (param_name, p, the site's value), where that is not p
+    for param_name, p in nn_module.named_parameters():
+        if not p.requires_grad:
+            if nn_module.training:
+                warnings.warn(
+                    f"module {name!r}: {param_name} was not registered in the param "
+                    "store because requires_grad=False. You can silence this warning "
+                    "by calling my_module.train(False)",
+                    stacklevel=2,
+                )
             continue
-        stored = param(f"{name}{MODULE_NAMESPACE_DIVIDER}{param_name}", value)
-        if stored is not value:
-            owner_name, _, attribute = param_name.rpartition(".")
-            nn_module.get_submodule(owner_name)._parameters[attribute] = stored
+        value = _module_param(f"{name}{MODULE_NAMESPACE_DIVIDER}{param_name}", p)
+        if value is not p:
+            replaced[id(p)] = param_name, p, value
+    if replaced and update_module_params:
+        for param_name, p in list(nn_module.named_parameters(remove_duplicate=False)):
+            if id(p) in replaced:
+                owner, _, attribute = param_name.rpartition(".")
+                new = replaced[id(p)][2]
+                nn_module.get_submodule(owner)._parameters[attribute] = new
+    elif replaced and is_validation_enabled():
+        differ = [n for n, p, value in replaced.values() if not _same_values(p, value)]
+        if differ:
+            warnings.warn(
+                f"module {name!r}: the param sites of {differ} have values other than "
+                "the module's own parameters (the param store held other tensors, or a "
+                "handler set them), and the module keeps its own, as in Pyro: it "
+                "computes with values that its trace does not record. Pass "
+                "update_module_params=True to put the sites' values into the module",
+                stacklevel=2,
+            )
     return nn_module
+
+
+def _module_param(name: str, p: torch.Tensor) -> torch.Tensor:
+    # A param site, as param(name, p) sends, whose default behaviour keeps p itself
+    if not get_stack():
+        return _store_module_param(name, p)
+    kwargs = {"constraint": constraints.real, "event_dim": None}
+    msg = new_message("param", name, _store_module_param, (name, p), kwargs)
+    apply_stack(msg)
+    return msg["value"]
+
+
+def _store_module_param(
+    name: str, init_tensor: torch.Tensor, constraint=constraints.real, event_dim=None
+) -> torch.Tensor:
+    # The store's get_param, but a new name keeps the module's tensor: set_state adopts
+    # a leaf that requires grad as it is
+    store = get_param_store()
+    if name not in store:
+        store.set_state(
+            {"params": {name: init_tensor}, "constraints": {name: constraint}}
+        )
+    return store.get_param(
+        name, init_tensor, constraint=constraint, event_dim=event_dim
+    )
+
+
+def _same_values(p: torch.Tensor, value) -> bool:
+    return (
+        isinstance(value, torch.Tensor)
+        and value.shape == p.shape
+        and torch.equal(value.detach(), p.detach())
+    )

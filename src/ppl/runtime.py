@@ -143,25 +143,55 @@ def am_i_wrapped() -> bool:
     return len(get_stack()) > 0
 
 
+# Pyro's hooks, by the hook of Messenger's whose default calls them
+_PYRO_HOOKS = {
+    "process_message": lambda name: (
+        name == "_process_message"
+        or (name.startswith("_pyro_") and not name.startswith("_pyro_post_"))
+    ),
+    "postprocess_message": lambda name: (
+        name == "_postprocess_message" or name.startswith("_pyro_post_")
+    ),
+}
+
+
 class Messenger:
     """Base class of effect handlers (Pyro's ``pyro.poutine.messenger.Messenger``).
 
     A handler is active while it is on the current thread's stack (``get_stack()``):
     inside ``with handler:``, or while a function wrapped by ``handler(fn)`` runs. An
     instance keeps its state (a trace, say) for one run at a time: give each thread its
-    own handlers. Subclasses override ``process_message`` (called on the way down,
-    usually before the value exists) and ``postprocess_message`` (called on the way back
-    up, with the final value). Pyro's ``Messenger`` dispatches on the message type to
-    methods named ``_pyro_sample``, ``_pyro_post_param``, ...; ppl's handlers test
-    ``msg["type"]`` themselves.
+    own handlers. ``apply_stack`` calls ``process_message`` on the way down (usually
+    before the value exists) and ``postprocess_message`` on the way back up (with the
+    final value); ppl's handlers override these two. By default they do what Pyro's
+    ``Messenger`` does, so that a handler written for Pyro runs unchanged:
+    ``process_message`` calls ``_process_message``, which calls the method named after
+    the message's type (``_pyro_sample``, ``_pyro_param``, ...) if there is one, and
+    ``postprocess_message`` calls ``_postprocess_message``, which calls
+    ``_pyro_post_sample``, .... A subclass that defines Pyro's hooks under a base that
+    overrides ``process_message`` or ``postprocess_message`` would never have them
+    called: defining it raises TypeError.
 
     >>> class CountSamples(Messenger):
     ...     def __init__(self):
     ...         self.n = 0
-    ...     def process_message(self, msg):
-    ...         if msg["type"] == "sample":
-    ...             self.n += 1
+    ...     def _pyro_sample(self, msg):  # or process_message, testing msg["type"]
+    ...         self.n += 1
     """
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        for hook, is_pyro_hook in _PYRO_HOOKS.items():
+            owner = next(base for base in cls.__mro__ if hook in vars(base))
+            below = cls.__mro__[: cls.__mro__.index(owner)]
+            ignored = sorted(n for base in below for n in vars(base) if is_pyro_hook(n))
+            if owner is not Messenger and ignored:
+                raise TypeError(
+                    f"{cls.__name__} defines {', '.join(ignored)}, which its base "
+                    f"{owner.__name__} never calls: {owner.__name__} overrides {hook}. "
+                    f"Override {hook} instead (calling super().{hook}(msg) where the "
+                    "base should act too)"
+                )
 
     def __enter__(self) -> "Messenger":
         stack = get_stack()
@@ -205,10 +235,24 @@ class Messenger:
         return handled
 
     def process_message(self, msg: Message) -> None:
-        """Called as ``msg`` travels down the stack; by default, do nothing."""
+        """Called as ``msg`` travels down the stack; by default, Pyro's hooks."""
+        self._process_message(msg)
 
     def postprocess_message(self, msg: Message) -> None:
-        """Called as ``msg`` travels back up, its value set; by default, do nothing."""
+        """Called as ``msg`` travels back up, value set; by default, Pyro's hooks."""
+        self._postprocess_message(msg)
+
+    def _process_message(self, msg: Message) -> None:
+        # Pyro's: call _pyro_sample for a sample site, _pyro_param for a param site, ...
+        method = getattr(self, f"_pyro_{msg['type']}", None)
+        if method is not None:
+            method(msg)
+
+    def _postprocess_message(self, msg: Message) -> None:
+        # Pyro's: call _pyro_post_sample for a sample site, ...
+        method = getattr(self, f"_pyro_post_{msg['type']}", None)
+        if method is not None:
+            method(msg)
 
 
 def apply_stack(msg: Message) -> Message:
@@ -241,12 +285,14 @@ def default_process_message(msg: Message) -> None:
 
     It sets ``value = fn(*args, **kwargs)``. A value already set by a handler or an
     observation is kept; an observed value at a sample site is checked first when
-    validation is enabled (see ``check_observation``).
+    validation is enabled (see ``check_observation``). As in Pyro, a site marked
+    observed stays without a value if it has none (``sample`` then raises).
     """
     if msg["done"]:
         return
     if msg["value"] is None:
-        msg["value"] = msg["fn"](*msg["args"], **msg["kwargs"])
+        if not msg["is_observed"]:
+            msg["value"] = msg["fn"](*msg["args"], **msg["kwargs"])
     elif msg["is_observed"] and _VALIDATION_ENABLED and msg["type"] == "sample":
         check_observation(msg)
     msg["done"] = True

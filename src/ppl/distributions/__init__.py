@@ -8,6 +8,11 @@
 - ``ppl.distributions.delta``: ``Delta``, a point mass.
 - ``ppl.distributions.constraints``: ``torch.distributions.constraints``, under Pyro's
   name.
+- ``enable_validation``, ``is_validation_enabled`` and ``validation_enabled``: Pyro's
+  ``pyro.distributions`` names for ppl's one validation switch, ``ppl.runtime``'s
+  (``ppl.enable_validation``). It covers torch's checks of distribution arguments and
+  values, which Pyro's ``pyro.distributions.enable_validation`` turns on or off, and
+  ppl's other checks as well.
 
 Use it as Pyro's ``pyro.distributions``::
 
@@ -32,6 +37,7 @@ from ppl.distributions.core import (
     TorchDistributionMixin,
 )
 from ppl.distributions.delta import Delta
+from ppl.runtime import enable_validation, is_validation_enabled, validation_enabled
 
 # Every torch distribution class, wrapped, under its own name, each with a line for the API
 # reference. tests/test_distributions.py checks that this list is complete for the installed
@@ -283,6 +289,9 @@ __all__ = [
     "register_kl",
     "transform_to",
     "biject_to",
+    "enable_validation",
+    "is_validation_enabled",
+    "validation_enabled",
     "Bernoulli",
     "Beta",
     "Binomial",

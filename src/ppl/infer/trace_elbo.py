@@ -13,6 +13,7 @@ gradient.
 """
 
 import math
+import warnings
 
 import torch
 from torch.distributions import kl_divergence
@@ -170,8 +171,17 @@ class Trace_ELBO:
         num_particles: the number of particles (draws from the guide) per estimate.
         max_plate_nesting: how many plate dimensions the programs use (chapter 9);
             guessed from one run of the programs when needed and not given.
+        max_iarange_nesting: Pyro's old name for ``max_plate_nesting`` (it warns).
         vectorize_particles: draw all particles at once, inside a plate (chapter 9).
+        strict_enumeration_warning: changes nothing (Pyro's enumerating ELBOs read it).
+        ignore_jit_warnings: changes nothing (Pyro's ``JitTrace_ELBO`` reads it).
+        jit_options: changes nothing (Pyro's ``JitTrace_ELBO`` reads it).
         retain_graph: passed to ``backward`` by ``loss_and_grads``.
+        tail_adaptive_beta: changes nothing (``TraceTailAdaptive_ELBO`` reads it).
+
+    The arguments are Pyro's ``ELBO``'s, in its order and with its defaults; those that
+    change nothing change nothing in Pyro's ``Trace_ELBO`` either, and are stored, as
+    Pyro stores them.
 
     After a particle that is not finite, ``nonfinite_site`` describes the first site
     whose log-density is NaN or infinite (see ``first_nonfinite_site``); otherwise it is
@@ -185,9 +195,21 @@ class Trace_ELBO:
         self,
         num_particles: int = 1,
         max_plate_nesting: float = math.inf,
+        max_iarange_nesting: float | None = None,
         vectorize_particles: bool = False,
+        strict_enumeration_warning: bool = True,
+        ignore_jit_warnings: bool = False,
+        jit_options: dict | None = None,
         retain_graph: bool | None = None,
+        tail_adaptive_beta: float = -1.0,
     ) -> None:
+        if max_iarange_nesting is not None:
+            warnings.warn(
+                "max_iarange_nesting is deprecated; use max_plate_nesting instead",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            max_plate_nesting = max_iarange_nesting
         if (
             not isinstance(num_particles, int)
             or isinstance(num_particles, bool)
@@ -200,6 +222,9 @@ class Trace_ELBO:
         self.max_plate_nesting = max_plate_nesting
         self.vectorize_particles = vectorize_particles
         self.retain_graph = retain_graph
+        self.strict_enumeration_warning = strict_enumeration_warning
+        self.ignore_jit_warnings, self.jit_options = ignore_jit_warnings, jit_options
+        self.tail_adaptive_beta = tail_adaptive_beta
         self.nonfinite_site: str | None = None
 
     def _get_traces(self, model, guide, args: tuple, kwargs: dict):

@@ -1,0 +1,57 @@
+"""Pyro's conformance suite, ``pyroapi.tests``, run against ppl.
+
+``pyro-api`` (the package ``pyroapi``) is the interface that Pyro, NumPyro and Funsor share: its
+tests write each program once against ``pyroapi``'s modules (``pyro``, ``distributions``,
+``infer``, ``optim``, ``handlers``), and a ``backend`` fixture routes those names to one library.
+Here they route to ppl. The tests are imported, not copied, so they stay Pyro's.
+
+The tests that build ``JitTrace_ELBO``, the compiled ELBO, are skipped: ppl has no compiled step
+yet. Every other test must pass.
+"""
+
+import pyroapi
+import pytest
+from pyroapi.tests import *  # noqa: F403 (the suite's tests, collected here)
+
+pytestmark = pytest.mark.usefixtures("clean_state")
+
+pyroapi.register_backend(
+    "ppl",
+    {
+        "distributions": "ppl.distributions",
+        "handlers": "ppl.handlers",
+        "infer": "ppl.infer",
+        "optim": "ppl.optim",
+        "pyro": "ppl",
+    },
+)
+
+JIT_REASON = "JitTrace_ELBO: the compiled step, chapter 13"
+
+# A test that fails because of a difference the README lists, not a bug: the test's name, why.
+KNOWN_DIFFERENCES = {
+    "test_constraints[py]": (
+        "pyro.param('q', exp(randn(3)), constraint=simplex): Pyro stores the vector "
+        "normalised (torch's StickBreakingTransform.inv divides by its sum); ppl raises "
+        "ValueError, an initial value outside its constraint (README, ppl.params)"
+    ),
+}
+
+
+@pytest.fixture(autouse=True)
+def _skip_jit(request):
+    # The suite parametrises each ELBO test by jit=[False, True], with ids "py" and "jit".
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("jit"):
+        pytest.skip(JIT_REASON)
+    reason = KNOWN_DIFFERENCES.get(request.node.name)
+    if reason is not None:
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
+
+
+@pytest.fixture
+def backend():
+    # The fixture the suite asks for: its modules mean ppl's while a test runs (inside
+    # ppl.handlers.seed(rng_seed=1), which pyroapi.pyro_backend enters).
+    with pyroapi.pyro_backend("ppl"):
+        yield
