@@ -29,13 +29,9 @@ pyroapi.register_backend(
 JIT_REASON = "JitTrace_ELBO: the compiled step, chapter 13"
 
 # A test that fails because of a difference the README lists, not a bug: the test's name, why.
-KNOWN_DIFFERENCES = {
-    "test_constraints[py]": (
-        "pyro.param('q', exp(randn(3)), constraint=simplex): Pyro stores the vector "
-        "normalised (torch's StickBreakingTransform.inv divides by its sum); ppl raises "
-        "ValueError, an initial value outside its constraint (README, ppl.params)"
-    ),
-}
+# None at present (test_constraints passed once ppl normalised a positive init off the
+# simplex as Pyro does).
+KNOWN_DIFFERENCES: dict[str, str] = {}
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,12 @@ from os import PathLike
 import torch
 from torch.distributions import constraints, transform_to
 from torch.distributions.constraints import Constraint
-from torch.distributions.transforms import AffineTransform, ComposeTransform, Transform
+from torch.distributions.transforms import (
+    AffineTransform,
+    ComposeTransform,
+    SoftmaxTransform,
+    Transform,
+)
 
 MODULE_NAMESPACE_DIVIDER = "$$$"
 """The separator between a module's name and its parameters' names in the store.
@@ -258,7 +263,8 @@ class ParamStore:
 
     Mirrors Pyro's ``ParamStoreDict``. Differences: a parameter re-declared with a
     different constraint, or an initial value outside its constraint, is an error (Pyro
-    ignores both); the store copies ``init_tensor`` instead of adopting it;
+    ignores both; a positive vector off the ``simplex`` is normalised, as in Pyro: see
+    ``_check_init``); the store copies ``init_tensor`` instead of adopting it;
     ``set_state`` and ``load`` add every entry or, if one is bad, none. ``save`` writes
     constraints as plain data, so ``load`` reads with ``torch.load(weights_only=True)``,
     which cannot run code hidden in a file. Pyro pickles the constraint objects instead:
@@ -311,8 +317,9 @@ class ParamStore:
             TypeError: ``name`` is not a str, ``init_tensor`` is not a floating point
                 tensor (or a function returning one), or ``constraint`` is not a
                 constraint object.
-            ValueError: ``init_tensor`` is outside ``constraint``, ``name`` was created
-                with another constraint, or torch has no ``transform_to`` for
+            ValueError: ``init_tensor`` is outside ``constraint`` (a positive vector
+                off the ``simplex`` is normalised instead, as Pyro does), ``name`` was
+                created with another constraint, or torch has no ``transform_to`` for
                 ``constraint``.
         """
         try:
@@ -351,10 +358,7 @@ class ParamStore:
                 f"param {name!r}: init_tensor must be a floating point tensor, got "
                 f"{init.dtype}"
             )
-        if not bool(constraint.check(init).all()):
-            raise ValueError(
-                f"param {name!r}: init_tensor is outside the constraint {constraint}"
-            )
+        self._check_init(name, init, constraint)
         transform = self._transform(name, constraint)
         # clone: the store must not share memory with the caller's tensor
         with torch.no_grad():
@@ -385,6 +389,37 @@ class ParamStore:
                 f"declared with {constraint}; use one constraint per name, or "
                 "delete the old param first"
             )
+
+    @staticmethod
+    def _check_init(name: str, init: torch.Tensor, constraint: Constraint) -> None:
+        """Raise ValueError if ``init`` is outside ``constraint`` (but see ``simplex``).
+
+        Pyro checks nothing: it stores the leaf ``T.inv(init)``, ``T =
+        transform_to(constraint)``, so the param's value is ``T(T.inv(init))``; inside
+        the constraint, that is ``init``. Outside, ppl accepts one case, the one whose
+        answer torch documents: for ``simplex``, ``T`` is softmax ("exp, then
+        normalize") and ``T.inv`` is ``log``, so a tensor of positive, finite entries
+        is stored as Pyro stores it, each vector (last dimension) divided by its sum.
+        Everything else outside its constraint raises: a zero, negative or non-finite
+        entry off the simplex (a leaf of -inf or nan), and a value outside any other
+        constraint, where the round trip gives nan (``positive``), clamps
+        (``unit_interval``), keeps one triangle (``lower_cholesky``; also
+        ``positive_definite``, which fails outright on a matrix that is not positive
+        definite) or fixes some rows and not others (``corr_cholesky``).
+        """
+        if bool(constraint.check(init).all()):
+            return
+        if (
+            type(constraint) is type(constraints.simplex)
+            and type(transform_to(constraint)) is SoftmaxTransform
+            and init.dim() >= 1
+            and init.numel() > 0
+            and bool(((init > 0) & init.isfinite()).all())
+        ):
+            return
+        raise ValueError(
+            f"param {name!r}: init_tensor is outside the constraint {constraint}"
+        )
 
     @staticmethod
     def _transform(name: str, constraint: Constraint) -> Transform | None:
