@@ -38,40 +38,36 @@ from ppl.handlers import (
 )
 from ppl.runtime import enable_validation, is_validation_enabled
 
-messenger = runtime
-util = runtime
-trace_struct = handlers
-block_messenger = handlers
-condition_messenger = handlers
-mask_messenger = handlers
-replay_messenger = handlers
-scale_messenger = handlers
-seed_messenger = handlers
-substitute_messenger = handlers
-trace_messenger = handlers
-indep_messenger = plates
-plate_messenger = plates
+# Pyro's module name -> the ppl module that holds its names
+SUBMODULES = {
+    "messenger": runtime,
+    "runtime": runtime,
+    "util": runtime,
+    "handlers": handlers,
+    "trace_struct": handlers,
+    "block_messenger": handlers,
+    "condition_messenger": handlers,
+    "mask_messenger": handlers,
+    "replay_messenger": handlers,
+    "scale_messenger": handlers,
+    "seed_messenger": handlers,
+    "substitute_messenger": handlers,
+    "trace_messenger": handlers,
+    "indep_messenger": plates,
+    "plate_messenger": plates,
+}
+"""Pyro's submodule names under ``pyro.poutine``, each mapped to the ppl module it reads as."""
 
-# `import ppl.poutine.messenger` finds these in sys.modules: each is the ppl module above
-for _name in (
-    "messenger",
-    "runtime",
-    "util",
-    "handlers",
-    "trace_struct",
-    "block_messenger",
-    "condition_messenger",
-    "mask_messenger",
-    "replay_messenger",
-    "scale_messenger",
-    "seed_messenger",
-    "substitute_messenger",
-    "trace_messenger",
-    "indep_messenger",
-    "plate_messenger",
-):
-    sys.modules[f"{__name__}.{_name}"] = globals()[_name]
-del _name
+messenger = util = runtime
+trace_struct = block_messenger = condition_messenger = mask_messenger = handlers
+replay_messenger = scale_messenger = seed_messenger = substitute_messenger = handlers
+trace_messenger = handlers
+indep_messenger = plate_messenger = plates
+
+# `import ppl.poutine.messenger` looks in sys.modules first: register each alias there
+for _name, _module in SUBMODULES.items():
+    sys.modules[f"{__name__}.{_name}"] = _module
+del _name, _module
 
 __all__ = [
     "Trace",
