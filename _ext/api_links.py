@@ -24,6 +24,7 @@ from sphinx.application import Sphinx
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
 OPTIONAL_IMPORTS = {"ppl.runtime.numpy"}
+ALIAS_ENDINGS = ("messenger", ".util", ".trace_struct")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(\(\))?$")
 
 
@@ -89,8 +90,20 @@ def summary_paragraph(self) -> str:
 
 
 def skip_optional_imports(app, what, name, obj, skip, options):
-    """autoapi's skip hook: True hides the member."""
-    return True if name in OPTIONAL_IMPORTS else None
+    """autoapi's skip hook: True hides the member.
+
+    Hidden: optional imports, and ``ppl.poutine``'s submodule aliases (``messenger``,
+    ``trace_messenger``, ...), which its docstring and ``SUBMODULES`` table describe.
+    """
+    if name in OPTIONAL_IMPORTS:
+        return True
+    if (
+        what == "data"
+        and name.startswith("ppl.poutine.")
+        and name.endswith(ALIAS_ENDINGS)
+    ):
+        return True
+    return None
 
 
 def setup(app: Sphinx) -> dict:
