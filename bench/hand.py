@@ -10,6 +10,7 @@ libraries' (``torch.distributions.Distribution.set_default_validate_args``).
 
 import torch
 from torch.distributions import Bernoulli, Beta, Independent, Normal
+from torch.nn.functional import softplus
 
 LR = 0.01
 
@@ -74,6 +75,31 @@ class Regression(_Hand):
     def loss(self) -> torch.Tensor:
         q_w = Independent(Normal(self.w_loc, torch.exp(self.u_w_scale)), 1)
         q_b = Normal(self.b_loc, torch.exp(self.u_b_scale))
+        w, b = q_w.rsample(), q_b.rsample()
+        log_p = (
+            Independent(Normal(torch.zeros(self.x.shape[1]), 1.0), 1).log_prob(w)
+            + Normal(0.0, 10.0).log_prob(b)
+            + Normal(self.x @ w + b, 0.5).log_prob(self.y).sum()
+        )
+        return q_w.log_prob(w) + q_b.log_prob(b) - log_p
+
+
+class RegressionAutoNormal(Regression):
+    """(B, AutoNormal) Model B with ``AutoNormal``'s guide: softplus scales starting at 0.1."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+        d = x.shape[1]
+        # the unconstrained value whose softplus is 0.1: log(expm1(0.1))
+        u = torch.tensor(0.1).expm1().log().item()
+        self.w_loc, self.u_w_scale = _leaf(torch.zeros(d)), _leaf(torch.full((d,), u))
+        self.b_loc, self.u_b_scale = _leaf(0.0), _leaf(u)
+        self.params = [self.w_loc, self.u_w_scale, self.b_loc, self.u_b_scale]
+        self._optimizer()
+
+    def loss(self) -> torch.Tensor:
+        q_w = Independent(Normal(self.w_loc, softplus(self.u_w_scale)), 1)
+        q_b = Normal(self.b_loc, softplus(self.u_b_scale))
         w, b = q_w.rsample(), q_b.rsample()
         log_p = (
             Independent(Normal(torch.zeros(self.x.shape[1]), 1.0), 1).log_prob(w)

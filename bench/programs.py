@@ -76,6 +76,16 @@ def regression(P, D):
     return model, guide
 
 
+def regression_autonormal(P, D):
+    """(B, AutoNormal) Model B with the library's ``AutoNormal`` as the guide (chapter 10).
+
+    The guide's params are ``AutoNormal.locs.w``, ``AutoNormal.scales.w`` (and ``b``): locs
+    start at 0 (``init_to_feasible``), scales at 0.1 through a softplus.
+    """
+    model, _ = regression(P, D)
+    return model, P.infer.autoguide.AutoNormal(model)
+
+
 def many_latents(P, D, k: int = 20):
     """(C) ``k`` scalar latent sites, one vector observation, a mean-field guide (2k scalar params)."""
 

@@ -104,6 +104,26 @@ def make_configs() -> list[Config]:
             1.2,
         ),
         Config(
+            "B-1k-auto",
+            "regression, N=1,000, AutoNormal",
+            programs.regression_autonormal,
+            hand.RegressionAutoNormal,
+            regression_data(1_000),
+            True,
+            1.3,
+            1.5,
+        ),
+        Config(
+            "B-100k-auto",
+            "regression, N=100,000, AutoNormal",
+            programs.regression_autonormal,
+            hand.RegressionAutoNormal,
+            regression_data(100_000),
+            True,
+            1.1,
+            1.2,
+        ),
+        Config(
             "C",
             "20 scalar latents",
             programs.many_latents,
@@ -379,7 +399,7 @@ def print_svi_table(rows: list[dict]) -> None:
     )
     print("ratio within each round")
     header = (
-        f"{'config':<8} {'program':<27} {'valid':<5} {'hand':>8} {'ppl':>8} {'pyro':>8} "
+        f"{'config':<11} {'program':<33} {'valid':<5} {'hand':>8} {'ppl':>8} {'pyro':>8} "
         f"{'ppl/hand':>9} {'target':>7} {'met':>4} {'pyro/hand':>9} {'pyro/ppl':>9}"
     )
     print(header)
@@ -387,7 +407,7 @@ def print_svi_table(rows: list[dict]) -> None:
     for row in rows:
         c, validate = row["config"], row["validate"]
         target = c.target_on if validate else c.target_off
-        line = f"{c.name:<8} {c.describe:<27} {'on' if validate else 'off':<5} {row['hand'] * 1e6:>8.0f} "
+        line = f"{c.name:<11} {c.describe:<33} {'on' if validate else 'off':<5} {row['hand'] * 1e6:>8.0f} "
         pyro_hand = row["pyro/hand"]
         if "ppl" in row:
             ratio, speedup = row["ppl/hand"], row["pyro/ppl"]

@@ -44,6 +44,17 @@ CASES = {
             "b_scale": "u_b_scale",
         },
     ),
+    "B-auto": (
+        programs.regression_autonormal,
+        hand.RegressionAutoNormal,
+        (X, Y_REG),
+        {
+            "AutoNormal.locs.w": "w_loc",
+            "AutoNormal.scales.w": "u_w_scale",
+            "AutoNormal.locs.b": "b_loc",
+            "AutoNormal.scales.b": "u_b_scale",
+        },
+    ),
     "C": (
         programs.many_latents,
         hand.ManyLatents,
@@ -75,6 +86,9 @@ def test_hand_step_has_ppls_loss_and_gradient(config):
     program, hand_class, data, names = CASES[config]
     model, guide = program(ppl, dist)
     ppl.clear_param_store()
+    guide(
+        *data
+    )  # an autoguide runs the model once, drawing from the prior, on its first call
     ppl.set_rng_seed(0)
     loss = Trace_ELBO().loss_and_grads(model, guide, *data)
     store = ppl.get_param_store()

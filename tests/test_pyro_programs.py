@@ -16,6 +16,7 @@ from __future__ import annotations
 import pyro  # first imported, with its warning silenced, in conftest.py
 import pyro.distributions
 import pyro.infer
+import pyro.nn
 import pyro.optim
 import pytest
 import torch
@@ -401,3 +402,112 @@ def test_vectorized_particles_in_a_tutorial_model_run_the_same():
     torch.testing.assert_close(params, pyro_params, rtol=1e-4, atol=1e-4)
     # the exact posterior is Beta(9, 5): the fit heads there
     assert params[0] / params.sum() > 0.55
+
+
+# --- (f) Part V: a Bayesian module, an autoguide, predictions and the evidence -------------------
+
+
+def module_regression(pyro, dist, poutine, optim, num_steps=200):
+    """A regression written as a module with Bayesian layer weights, fitted with
+    ``AutoDiagonalNormal``; then predictions with ``Predictive`` and the guide's quantiles."""
+    nn_mod = pyro.nn
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(120, 3, generator=gen)
+    y = x @ torch.tensor([1.5, -0.5, 0.0]) + 2.0 + 0.4 * torch.randn(120, generator=gen)
+
+    class Regression(nn_mod.PyroModule):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn_mod.PyroModule[torch.nn.Linear](3, 1)
+            self.linear.weight = nn_mod.PyroSample(
+                dist.Normal(0.0, 1.0).expand([1, 3]).to_event(2)
+            )
+            self.linear.bias = nn_mod.PyroSample(
+                dist.Normal(0.0, 10.0).expand([1]).to_event(1)
+            )
+
+        def forward(self, x, y=None):
+            sigma = pyro.sample("sigma", dist.Uniform(0.0, 10.0))
+            mean = self.linear(x).squeeze(-1)
+            with pyro.plate("data", x.shape[0]):
+                pyro.sample("obs", dist.Normal(mean, sigma), obs=y)
+            return mean
+
+    pyro.set_rng_seed(0)
+    model = Regression()
+    guide = pyro.infer.autoguide.AutoDiagonalNormal(model)
+    svi = pyro.infer.SVI(
+        model, guide, optim.Adam({"lr": 0.03}), loss=pyro.infer.Trace_ELBO()
+    )
+    losses = torch.tensor([svi.step(x, y) for _ in range(num_steps)])
+    quantiles = guide.quantiles([0.25, 0.5, 0.75])
+    predictive = pyro.infer.Predictive(
+        model,
+        guide=guide,
+        num_samples=50,
+        return_sites=("linear.weight", "obs", "_RETURN"),
+    )
+    with torch.no_grad():
+        draws = predictive(x)
+    names = sorted(pyro.get_param_store().keys())
+    return losses, quantiles, draws, names
+
+
+def test_a_bayesian_module_with_an_autoguide_and_predictive_runs_the_same():
+    (losses, quantiles, draws, names), (p_losses, p_quantiles, p_draws, p_names) = (
+        run_both(module_regression)
+    )
+    assert names == p_names == ["AutoDiagonalNormal.loc", "AutoDiagonalNormal.scale"]
+    torch.testing.assert_close(losses, p_losses, rtol=1e-5, atol=1e-3)
+    assert losses[-20:].mean() < losses[:20].mean() / 2  # it did learn
+    assert (
+        set(quantiles) == set(p_quantiles) == {"linear.weight", "linear.bias", "sigma"}
+    )
+    for name in quantiles:
+        torch.testing.assert_close(quantiles[name], p_quantiles[name], msg=name)
+    assert set(draws) == set(p_draws) == {"linear.weight", "obs", "_RETURN"}
+    for name in draws:
+        assert draws[name].shape[0] == 50
+        torch.testing.assert_close(draws[name], p_draws[name], rtol=1e-4, atol=1e-4)
+
+
+def autonormal_evidence(pyro, dist, poutine, optim, num_steps=300):
+    """A conjugate model fitted with ``AutoNormal``, then its evidence by importance sampling
+    with the fitted guide as the proposal, and parallel predictive draws."""
+    data = torch.tensor([0.9, 1.7, 1.2, 2.3, 0.4])
+
+    def model(data, n=5):
+        mu = pyro.sample("mu", dist.Normal(0.0, 2.0))
+        with pyro.plate("data", n):
+            pyro.sample("x", dist.Normal(mu, 1.0), obs=data)
+
+    pyro.set_rng_seed(0)
+    guide = pyro.infer.autoguide.AutoNormal(model)
+    svi = pyro.infer.SVI(
+        model, guide, optim.Adam({"lr": 0.05}), loss=pyro.infer.Trace_ELBO()
+    )
+    for _ in range(num_steps):
+        svi.step(data)
+    importance = pyro.infer.Importance(model, guide=guide, num_samples=400)
+    log_evidence = importance.run(data).get_log_normalizer()
+    with torch.no_grad():
+        replicated = pyro.infer.Predictive(
+            model, guide=guide, num_samples=30, parallel=True
+        )(None)
+    return log_evidence, guide.median()["mu"], replicated["x"]
+
+
+def test_autonormal_importance_and_parallel_predictive_run_the_same():
+    (log_z, median, replicated), (p_log_z, p_median, p_replicated) = run_both(
+        autonormal_evidence, num_steps=300
+    )
+    torch.testing.assert_close(median, p_median, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(log_z, p_log_z, rtol=1e-5, atol=1e-5)
+    # the evidence against the closed form: x ~ N(0, I + 4 11^T)
+    data = torch.tensor([0.9, 1.7, 1.2, 2.3, 0.4])
+    exact = torch.distributions.MultivariateNormal(
+        torch.zeros(5), torch.eye(5) + 4.0 * torch.ones(5, 5)
+    ).log_prob(data)
+    assert abs(float(log_z) - float(exact)) < 0.02
+    assert replicated.shape == (30, 5)  # a model called with data=None replicates it
+    torch.testing.assert_close(replicated, p_replicated, rtol=1e-5, atol=1e-5)

@@ -11,9 +11,18 @@ module                        chapter     holds
 ``ppl.distributions``         4           torch's distributions with Pyro's
                                           ``to_event``/``expand``/``mask``; ``Delta``
 ``ppl.params``                4           the parameter store
-``ppl.infer``                 5, 6, 8, 9  ELBO and gradient estimators;
-                                          ``Trace_ELBO``, ``TraceMeanField_ELBO``,
-                                          ``SVI``
+``ppl.infer``                 5, 6, 8,    ELBO and gradient estimators;
+                              9, 10, 11   ``Trace_ELBO``, ``TraceMeanField_ELBO``,
+                                          ``SVI``, ``Predictive``, ``Importance``
+``ppl.infer.autoguide``       10          guides built from the model: ``AutoNormal``,
+                                          ``AutoMultivariateNormal``, ...; init
+                                          strategies
+``ppl.infer.predictive``      10          ``Predictive``: prior and posterior
+                                          predictive draws
+``ppl.infer.importance``      11          ``Importance``, the evidence, effective
+                                          sample size
+``ppl.nn``                    12          ``PyroModule``, ``PyroParam``, ``PyroSample``:
+                                          networks inside models
 ``ppl.runtime``               7           messages, the handler stack, validation
 ``ppl.primitives``            7           ``sample``, ``param``, ``factor``, ...
 ``ppl.handlers``              7           ``trace``, ``replay``, ``condition``, ...
@@ -31,6 +40,7 @@ from ppl import (
     exact,
     handlers,
     infer,
+    nn,
     optim,
     params,
     plates,
@@ -55,6 +65,7 @@ __all__ = [
     "exact",
     "handlers",
     "infer",
+    "nn",
     "optim",
     "params",
     "plates",

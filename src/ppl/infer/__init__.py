@@ -1,8 +1,12 @@
 """Inference: ELBO and gradient estimators (chapters 5, 6) and the SVI engine (8, 9).
 
 Pyro's ``pyro.infer``: ``SVI`` with ``Trace_ELBO`` or ``TraceMeanField_ELBO`` fits a guide to a
-model; the estimators below them are the book's building blocks.
+model; the estimators below them are the book's building blocks. ``Importance`` (chapter 11)
+weighs a guide's draws against the model and estimates the evidence. ``autoguide``
+(chapter 10) builds guides from a model; ``Predictive`` draws from predictive distributions.
 """
+
+from ppl.infer import autoguide
 
 # Not the function ``elbo``: that name stays the module ``ppl.infer.elbo``, as in Pyro.
 from ppl.infer.elbo import elbo_estimate, elbo_samples, kl_mc, mean_and_stderr
@@ -14,6 +18,12 @@ from ppl.infer.estimators import (
     score_function_surrogate,
     surrogate_term,
 )
+from ppl.infer.importance import (
+    EmpiricalMarginal,
+    Importance,
+    vectorized_importance_weights,
+)
+from ppl.infer.predictive import Predictive
 from ppl.infer.svi import SVI
 from ppl.infer.trace_elbo import Trace_ELBO, TraceMeanField_ELBO
 
@@ -28,6 +38,11 @@ __all__ = [
     "pathwise_surrogate",
     "score_function_surrogate",
     "surrogate_term",
+    "EmpiricalMarginal",
+    "Importance",
+    "vectorized_importance_weights",
+    "autoguide",
+    "Predictive",
     "SVI",
     "Trace_ELBO",
     "TraceMeanField_ELBO",

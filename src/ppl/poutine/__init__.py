@@ -9,7 +9,8 @@ Its submodules are Pyro's module names for ppl's modules, so that Pyro's imports
 unchanged (``from ppl.poutine.messenger import Messenger``):
 
 - ``messenger``, ``runtime`` and ``util`` are ``ppl.runtime`` (``Messenger``,
-  ``Message``, ``apply_stack``, ``am_i_wrapped``, ``enable_validation``, ...);
+  ``Message``, ``apply_stack``, ``am_i_wrapped``, ``enable_validation``,
+  ``site_is_subsample``, ``prune_subsample_sites``, ...);
 - ``handlers``, ``trace_struct`` and the handler classes' modules ``trace_messenger``,
   ``condition_messenger``, ``replay_messenger``, ``substitute_messenger``,
   ``block_messenger``, ``scale_messenger``, ``mask_messenger`` and ``seed_messenger``
