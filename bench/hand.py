@@ -64,17 +64,24 @@ class Coin(_Hand):
 class Regression(_Hand):
     """(B) Bayesian linear regression with a mean-field Normal guide."""
 
+    # the guide's scales are positive(leaf); the leaves start where positive(leaf) = 1
+    positive = staticmethod(torch.exp)
+    start = 0.0
+
     def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.x, self.y = x, y
         d = x.shape[1]
-        self.w_loc, self.u_w_scale = _leaf(torch.zeros(d)), _leaf(torch.zeros(d))
-        self.b_loc, self.u_b_scale = _leaf(0.0), _leaf(0.0)
+        self.w_loc, self.u_w_scale = (
+            _leaf(torch.zeros(d)),
+            _leaf(torch.full((d,), self.start)),
+        )
+        self.b_loc, self.u_b_scale = _leaf(0.0), _leaf(self.start)
         self.params = [self.w_loc, self.u_w_scale, self.b_loc, self.u_b_scale]
         self._optimizer()
 
     def loss(self) -> torch.Tensor:
-        q_w = Independent(Normal(self.w_loc, torch.exp(self.u_w_scale)), 1)
-        q_b = Normal(self.b_loc, torch.exp(self.u_b_scale))
+        q_w = Independent(Normal(self.w_loc, self.positive(self.u_w_scale)), 1)
+        q_b = Normal(self.b_loc, self.positive(self.u_b_scale))
         w, b = q_w.rsample(), q_b.rsample()
         log_p = (
             Independent(Normal(torch.zeros(self.x.shape[1]), 1.0), 1).log_prob(w)
@@ -87,26 +94,8 @@ class Regression(_Hand):
 class RegressionAutoNormal(Regression):
     """(B, AutoNormal) Model B with ``AutoNormal``'s guide: softplus scales starting at 0.1."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.x, self.y = x, y
-        d = x.shape[1]
-        # the unconstrained value whose softplus is 0.1: log(expm1(0.1))
-        u = torch.tensor(0.1).expm1().log().item()
-        self.w_loc, self.u_w_scale = _leaf(torch.zeros(d)), _leaf(torch.full((d,), u))
-        self.b_loc, self.u_b_scale = _leaf(0.0), _leaf(u)
-        self.params = [self.w_loc, self.u_w_scale, self.b_loc, self.u_b_scale]
-        self._optimizer()
-
-    def loss(self) -> torch.Tensor:
-        q_w = Independent(Normal(self.w_loc, softplus(self.u_w_scale)), 1)
-        q_b = Normal(self.b_loc, softplus(self.u_b_scale))
-        w, b = q_w.rsample(), q_b.rsample()
-        log_p = (
-            Independent(Normal(torch.zeros(self.x.shape[1]), 1.0), 1).log_prob(w)
-            + Normal(0.0, 10.0).log_prob(b)
-            + Normal(self.x @ w + b, 0.5).log_prob(self.y).sum()
-        )
-        return q_w.log_prob(w) + q_b.log_prob(b) - log_p
+    positive = staticmethod(softplus)
+    start = torch.tensor(0.1).expm1().log().item()  # softplus(start) = 0.1
 
 
 class ManyLatents(_Hand):
