@@ -55,8 +55,11 @@ unit: $(STAMP)
 NOTEBOOKS ?= book
 # Other numerics for the second run: torch's scalar kernels instead of the vectorised ones, MKL's
 # reproducible mode, one thread, and another allocation history (tools/perturbed/ipython).
+# torch's compiler keys its on-disk cache without ATEN_CPU_CAPABILITY: the run gets its own
+# cache, or it would load kernels compiled for the vector instructions it has turned off.
 PERTURBED := MKL_CBWR=COMPATIBLE ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1 \
-	IPYTHONDIR=$(CURDIR)/tools/perturbed/ipython
+	IPYTHONDIR=$(CURDIR)/tools/perturbed/ipython \
+	TORCHINDUCTOR_CACHE_DIR=$${TMPDIR:-/tmp}/ppl-inductor-perturbed
 
 notebooks: $(STAMP)
 	$(BIN)/python -m pytest $(NOTEBOOKS)

@@ -1,20 +1,27 @@
-"""Time an SVI step of ppl against hand-written torch and against Pyro: ``python bench/run.py``.
+"""Time an SVI step of ppl against hand-written torch, Pyro and NumPyro: ``python bench/run.py``.
 
 Everything runs in one process, on one torch thread. For each configuration (program, size,
-validation on or off) the three engines are built, warmed up, then timed in interleaved rounds
-(hand, ppl, pyro, hand, ppl, pyro, ...), each round a block of steps lasting about
-``--block`` seconds per engine; the table shows the median over rounds of the time per step.
-See ``bench/README.md`` for how to read it. ``--quick`` gives rough numbers in a fraction of the
-time; ``--only A,C`` runs some configurations only.
+validation on or off) the eager engines (hand, ppl, pyro) are built, warmed up, then timed in
+interleaved rounds (hand, ppl, pyro, hand, ppl, pyro, ...), each round a block of steps lasting
+about 0.06 s per engine; then the compiled engines (hand again, ppl_jit, pyro_jit and, when jax
+and numpyro import, numpyro) the same way. The tables show the median over rounds of the time per
+step. The compile times are measured cold, each in a fresh process. See ``bench/README.md`` for
+how to read it. ``--quick`` gives rough numbers in a fraction of the time; ``--only A,C`` runs
+some configurations only; ``--eager-only`` leaves out the compiled engines.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
+import os
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -32,6 +39,9 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import pyro
     import pyro.distributions
+
+# TorchScript's deprecation notices, which Pyro's JitTrace_ELBO triggers
+warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit")
 
 HAS_PLATE = hasattr(ppl, "plate")
 SKIP_PLATE = "skipped: ppl.plate not available yet"
@@ -54,7 +64,18 @@ class Config:
     target_on: float  # ppl / hand, validation on
     # pyro / ppl at the defaults (validation on) must be >= this
     pyro_factor: float | None = None
+    # the compiled step, validation off and on: ppl_jit / hand <= jit_target,
+    # pyro_jit / ppl_jit >= pyro_jit_factor, ppl_jit / numpyro <= numpyro_factor
+    jit_target: float | None = None
+    pyro_jit_factor: float | None = None
+    numpyro_factor: float | None = None
     sizes: dict = field(default_factory=dict)
+
+
+# The compiled step's goals on A, C and D (validation off and on).
+COMPILED_GOALS = {"jit_target": 0.25, "pyro_jit_factor": 3.0, "numpyro_factor": 3.0}
+# The compile (the first call of a compiled engine), seconds, at most.
+COMPILE_TARGET = 30.0
 
 
 def make_configs() -> list[Config]:
@@ -82,6 +103,7 @@ def make_configs() -> list[Config]:
             1.25,
             1.5,
             pyro_factor=2.0,
+            **COMPILED_GOALS,
         ),
         Config(
             "B-1k",
@@ -102,6 +124,7 @@ def make_configs() -> list[Config]:
             True,
             1.1,
             1.2,
+            jit_target=0.6,
         ),
         Config(
             "B-1k-auto",
@@ -133,6 +156,7 @@ def make_configs() -> list[Config]:
             1.2,
             1.4,
             pyro_factor=2.0,
+            **COMPILED_GOALS,
         ),
         Config(
             "D",
@@ -144,6 +168,7 @@ def make_configs() -> list[Config]:
             1.3,
             1.5,
             pyro_factor=2.0,
+            **COMPILED_GOALS,
         ),
     ]
 
@@ -154,20 +179,59 @@ def set_validation(flag: bool) -> None:
     pyro.enable_validation(flag)
 
 
-def svi_stepper(lib: str, config: Config, **elbo_kwargs) -> Callable[[], float]:
-    """A fresh ``SVI.step`` of ``lib`` on ``config``'s program, with an empty param store."""
+def svi_stepper(
+    lib: str, config: Config, jit: bool = False, **elbo_kwargs
+) -> Callable[[], float]:
+    """A fresh ``SVI.step`` of ``lib`` on ``config``'s program, with an empty param store.
+
+    ``jit``: the library's ``JitTrace_ELBO`` (Pyro's with ``ignore_jit_warnings=True``) instead
+    of ``Trace_ELBO``; its first steps compile (see ``jit_stepper``).
+    """
     P, D = LIBRARIES[lib]
     P.clear_param_store()
     model, guide = config.program(P, D)
-    svi = P.infer.SVI(
-        model, guide, P.optim.Adam({"lr": hand.LR}), P.infer.Trace_ELBO(**elbo_kwargs)
-    )
+    if jit:
+        if lib == "pyro":
+            elbo_kwargs = {"ignore_jit_warnings": True, **elbo_kwargs}
+        elbo = P.infer.JitTrace_ELBO(**elbo_kwargs)
+    else:
+        elbo = P.infer.Trace_ELBO(**elbo_kwargs)
+    svi = P.infer.SVI(model, guide, P.optim.Adam({"lr": hand.LR}), elbo)
     args = config.args
     return lambda: svi.step(*args)
 
 
+def jit_stepper(lib: str, config: Config) -> tuple[Callable[[], float], str]:
+    """A compiled engine warmed up past its compile, and a note ("" or what went wrong).
+
+    Two steps: ppl's first step runs eagerly (it creates the params and the optimizer's state)
+    and its second compiles the whole step; Pyro's first step traces the ELBO with TorchScript.
+    A warning from ppl's ``JitTrace_ELBO`` that the step runs eagerly is the note.
+    """
+    step = svi_stepper(lib, config, jit=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        step()
+        step()
+    fallbacks = [str(w.message) for w in caught if "JitTrace_ELBO" in str(w.message)]
+    return step, (f"eager: {fallbacks[0]}"[:100] if fallbacks else "")
+
+
 def hand_stepper(config: Config) -> Callable[[], float]:
     return config.hand(*config.args).step
+
+
+_NUMPYRO = None
+
+
+def numpyro_programs():
+    """``bench/numpyro_programs.py``, imported on first use (it imports jax when installed)."""
+    global _NUMPYRO
+    if _NUMPYRO is None:
+        import numpyro_programs as module
+
+        _NUMPYRO = module
+    return _NUMPYRO
 
 
 # ----------------------------------------------------------------------------------------------
@@ -231,9 +295,14 @@ def time_interleaved(
 # Measurements
 
 
-def svi_table(configs: list[Config], timing: Timing) -> list[dict]:
+def svi_table(
+    configs: list[Config], timing: Timing, compiled: bool = True
+) -> list[dict]:
+    """One row per configuration and validation setting: the eager engines' times and ratios,
+    then (``compiled``) the compiled engines', timed in rounds of their own."""
     rows = []
     for config in configs:
+        numpyro_step = None
         for validate in (False, True):
             set_validation(validate)
             steppers = {"hand": hand_stepper(config)}
@@ -260,10 +329,64 @@ def svi_table(configs: list[Config], timing: Timing) -> list[dict]:
                     rounds.ratio("ppl", "hand"),
                     rounds.ratio("pyro", "ppl"),
                 )
+            del steppers, rounds
+            if compiled:
+                numpyro_step = compiled_rounds(
+                    config, validate, timing, row, numpyro_step
+                )
             rows.append(row)
             print(".", end="", flush=True, file=sys.stderr)
     set_validation(True)
     return rows
+
+
+def compiled_rounds(
+    config: Config, validate: bool, timing: Timing, row: dict, numpyro_step
+):
+    """Time hand, ppl_jit, pyro_jit and numpyro in interleaved rounds; fill ``row``'s
+    ``jit`` entry. Returns the NumPyro stepper, kept for the next row of the same program
+    (its jitted update is compiled once; its state starts afresh for each row)."""
+    jit: dict = {"notes": {}}
+    steppers = {"hand": hand_stepper(config)}
+    for lib in ("ppl", "pyro"):
+        name = f"{lib}_jit"
+        if lib == "ppl" and config.needs_plate and not HAS_PLATE:
+            jit["notes"][name] = SKIP_PLATE
+            continue
+        try:
+            step, note = jit_stepper(lib, config)
+        except Exception as error:  # noqa: BLE001
+            jit["notes"][name] = _failure(error)
+            continue
+        steppers[name] = step
+        if note:
+            jit["notes"][name] = note
+    numpyro = numpyro_programs()
+    if not numpyro.AVAILABLE:
+        jit["notes"]["numpyro"] = numpyro.MISSING
+    else:
+        numpyro.set_validation(validate)
+        try:
+            if numpyro_step is None:
+                numpyro_step = numpyro.Stepper(config.program.__name__, config.args)
+            numpyro_step.init()  # fresh params and optimizer state
+            numpyro_step()  # the first update compiles (once per program)
+            steppers["numpyro"] = numpyro_step
+        except Exception as error:  # noqa: BLE001
+            jit["notes"]["numpyro"] = _failure(error)
+    rounds = time_interleaved(steppers, timing)
+    jit.update({name: rounds.median(name) for name in rounds})
+    pairs = {
+        "ppl_jit/hand": ("ppl_jit", "hand"),
+        "pyro_jit/ppl_jit": ("pyro_jit", "ppl_jit"),
+        "ppl_jit/numpyro": ("ppl_jit", "numpyro"),
+    }
+    for key, (a, b) in pairs.items():
+        if a in rounds and b in rounds:
+            jit[key] = rounds.ratio(a, b)
+    row["jit"] = jit
+    print(".", end="", flush=True, file=sys.stderr)
+    return numpyro_step
 
 
 def handler_cost(timing: Timing) -> list[tuple[str, int, bool, float, float]]:
@@ -385,6 +508,86 @@ def first_step(repeats: int) -> list[tuple[str, str, float]]:
     return results
 
 
+# The programs whose compile is timed cold (B at N = 1,000: N changes only the shapes).
+FIRST_CALL_CONFIGS = ("A", "B-1k", "B-1k-auto", "C", "D")
+FIRST_CALL_ENGINES = ("ppl_jit", "pyro_jit", "numpyro")
+
+
+def first_call_worker(engine: str, name: str) -> None:
+    """In a fresh process: time a compiled engine's first steps, print them as JSON.
+
+    ppl_jit and pyro_jit: steps 1, 2 and 3 of a fresh ``SVI``. numpyro: ``svi.init`` as
+    step 1, the first jitted update (the compile) as step 2, the next update as step 3.
+    ``end`` is the wall-clock time after step 2, for the time from the process's start.
+    Validation on (the libraries' default).
+    """
+    torch.set_num_threads(1)
+    logging.getLogger("pyro").setLevel(logging.WARNING)
+    set_validation(True)
+    config = {c.name: c for c in make_configs()}[name]
+    note = ""
+    if engine == "numpyro":
+        numpyro = numpyro_programs()
+        numpyro.set_validation(True)
+        step = numpyro.Stepper(config.program.__name__, config.args)
+        first, second = step.init, step
+    else:
+        step = svi_stepper(engine.removesuffix("_jit"), config, jit=True)
+        first = second = step
+    times = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for call in (first, second):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        end = time.time()
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    fallbacks = [str(w.message) for w in caught if "JitTrace_ELBO" in str(w.message)]
+    if fallbacks:
+        note = f"eager: {fallbacks[0]}"[:100]
+    print(json.dumps({"steps": times, "end": end, "note": note}))
+
+
+def first_call(names: list[str]) -> list[dict]:
+    """Each compiled engine's first steps on each program, cold: a fresh process each, with
+    an empty ``TORCHINDUCTOR_CACHE_DIR`` (no compiled code from earlier runs)."""
+    engines = [e for e in FIRST_CALL_ENGINES if e != "numpyro"]
+    if numpyro_programs().AVAILABLE:
+        engines.append("numpyro")
+    results = []
+    for name in names:
+        for engine in engines:
+            cache = tempfile.mkdtemp(prefix="bench-inductor-")
+            env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+            result = {"engine": engine, "config": name}
+            started = time.time()
+            try:
+                done = subprocess.run(
+                    [sys.executable, __file__, "--first-call-worker", engine, name],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    timeout=600,
+                )
+                lines = done.stdout.strip().splitlines()
+                if done.returncode != 0 or not lines:
+                    tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                    result["note"] = f"failed: {tail}"[:100]
+                else:
+                    result.update(json.loads(lines[-1]))
+                    result["from start"] = result.pop("end") - started
+            except subprocess.TimeoutExpired:
+                result["note"] = "failed: no result in 600 s"
+            finally:
+                shutil.rmtree(cache, ignore_errors=True)
+            results.append(result)
+            print(".", end="", flush=True, file=sys.stderr)
+    return results
+
+
 # ----------------------------------------------------------------------------------------------
 # Report
 
@@ -426,6 +629,103 @@ def print_svi_table(rows: list[dict]) -> None:
         print(line)
 
 
+def _goal(value: float, target: float | None, at_most: bool, width: int) -> str:
+    """``value``, ``target`` and ``met`` cells; dashes where there is no value or no target."""
+    if target is None:
+        return f"{value:>{width}.2f} {'-':>7} {'-':>4}"
+    met = value <= target if at_most else value >= target
+    sign = "<=" if at_most else ">="
+    return f"{value:>{width}.2f} {sign + format(target, '.2f'):>7} {_mark(met):>4}"
+
+
+def print_compiled_table(rows: list[dict]) -> None:
+    print(
+        "Compiled SVI step: median microseconds per step (hand timed again, in the compiled"
+    )
+    print("engines' rounds); ratios: median over rounds of the ratio within each round")
+    header = (
+        f"{'config':<11} {'valid':<5} {'hand':>8} {'ppl_jit':>8} {'pyro_jit':>8} "
+        f"{'numpyro':>13} {'ppl_jit/hand':>12} {'target':>7} {'met':>4} "
+        f"{'pyro_jit/ppl_jit':>16} {'target':>7} {'met':>4} "
+        f"{'ppl_jit/numpyro':>15} {'target':>7} {'met':>4}"
+    )
+    print(header)
+    print("-" * len(header))
+    notes = []
+    for row in rows:
+        c, jit = row["config"], row["jit"]
+        valid = "on" if row["validate"] else "off"
+        line = f"{c.name:<11} {valid:<5} {jit['hand'] * 1e6:>8.0f} "
+        for name, width in (("ppl_jit", 8), ("pyro_jit", 8), ("numpyro", 13)):
+            if name in jit:
+                line += f"{jit[name] * 1e6:>{width}.0f} "
+            elif jit["notes"].get(name, "").startswith("not installed"):
+                line += f"{'not installed':>{width}} "
+            else:
+                line += f"{'-':>{width}} "
+        cells = (
+            ("ppl_jit/hand", c.jit_target, True, 12),
+            ("pyro_jit/ppl_jit", c.pyro_jit_factor, False, 16),
+            ("ppl_jit/numpyro", c.numpyro_factor, True, 15),
+        )
+        line += " ".join(
+            _goal(jit[key], target, at_most, width)
+            if key in jit
+            else f"{'-':>{width}} {'-':>7} {'-':>4}"
+            for key, target, at_most, width in cells
+        )
+        print(line.rstrip())
+        for name, note in jit["notes"].items():
+            if not note.startswith("not installed"):
+                notes.append(f"  {c.name} {valid}, {name}: {note}")
+    for note in dict.fromkeys(notes):
+        print(note)
+
+
+def compile_seconds(engine: str, steps: list[float]) -> float:
+    """The compile in a first-call measurement: ppl_jit's step 2; Pyro's steps 1 to 3
+    (TorchScript traces on the first step, and its profiling executor profiles and optimizes
+    the graph on the next two); NumPyro's step 2 (the first jitted update)."""
+    return sum(steps) if engine == "pyro_jit" else steps[1]
+
+
+def print_first_call(results: list[dict]) -> None:
+    print(
+        "First call, cold (a fresh process each, an empty TORCHINDUCTOR_CACHE_DIR), validation on:"
+    )
+    print(
+        "seconds. ppl_jit: step 1 eager, step 2 compiles. pyro_jit: step 1 traces (TorchScript),"
+    )
+    print(
+        "steps 2-3 optimize. numpyro: step 1 is svi.init, step 2 the first jitted update. 'compile':"
+    )
+    print(
+        "those compiling steps; 'from start': the process's start (imports included) to the end"
+    )
+    print(
+        f"of step 2; step 3 in milliseconds; the compile target, <= {COMPILE_TARGET:.0f} s, is ppl_jit's."
+    )
+    header = (
+        f"{'engine':<9} {'config':<10} {'step 1':>7} {'step 2':>7} {'step 3 ms':>9} "
+        f"{'compile':>8} {'from start':>10} {'<= 30 s':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        line = f"{r['engine']:<9} {r['config']:<10} "
+        if "steps" not in r:
+            print(line + r["note"])
+            continue
+        one, two, three = r["steps"]
+        compile_s = compile_seconds(r["engine"], r["steps"])
+        ok = _mark(compile_s <= COMPILE_TARGET) if r["engine"] == "ppl_jit" else ""
+        line += (
+            f"{one:>7.2f} {two:>7.2f} {three * 1e3:>9.2f} {compile_s:>8.2f} "
+            f"{r['from start']:>10.2f} {ok:>8}"
+        )
+        print(line.rstrip() + (f"   {r['note']}" if r.get("note") else ""))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -440,9 +740,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-extras",
         action="store_true",
-        help="skip handler cost, vectorized particles and first step",
+        help="skip handler cost, vectorized particles, first step and first call",
+    )
+    parser.add_argument(
+        "--eager-only",
+        action="store_true",
+        help="leave out the compiled engines (ppl_jit, pyro_jit, numpyro) and first call",
+    )
+    parser.add_argument(
+        "--first-call-worker",
+        nargs=2,
+        metavar=("ENGINE", "CONFIG"),
+        help=argparse.SUPPRESS,
     )
     options = parser.parse_args(argv)
+    if options.first_call_worker:
+        first_call_worker(*options.first_call_worker)
+        return 0
     timing = Timing(rounds=5, block=0.03, warmup=0.1) if options.quick else Timing()
     if options.rounds:
         timing.rounds = options.rounds
@@ -450,6 +764,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     # Pyro logs its guessed max_plate_nesting
     logging.getLogger("pyro").setLevel(logging.WARNING)
+    compiled = not options.eager_only
+    numpyro = numpyro_programs() if compiled else None  # imports jax before gc.freeze
     gc.collect()
     # the imported modules' objects: later collections need not walk them again
     gc.freeze()
@@ -463,12 +779,22 @@ def main(argv: list[str] | None = None) -> int:
         f"torch {torch.__version__}, pyro-ppl {pyro.__version__}, ppl {ppl.__version__}; "
         f"1 torch thread; {timing.rounds} interleaved rounds of ~{timing.block:.2f} s per engine"
     )
+    if numpyro is not None:
+        print(
+            f"numpyro column: {numpyro.VERSIONS}, CPU, 1 thread"
+            if numpyro.AVAILABLE
+            else f"numpyro column: {numpyro.MISSING}"
+        )
     if not HAS_PLATE:
         print(
             f"ppl.plate: {SKIP_PLATE} (B, D and vectorized particles run for hand and pyro only)"
         )
     print()
-    print_svi_table(svi_table(configs, timing))
+    rows = svi_table(configs, timing, compiled)
+    print_svi_table(rows)
+    if compiled:
+        print()
+        print_compiled_table(rows)
 
     if not options.no_extras:
         print()
@@ -518,6 +844,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name:<8} "
                 + " ".join(f"{values[lib]:>8.2f}" for lib in ("hand", "ppl", "pyro"))
             )
+
+        if compiled:
+            names = [n for n in FIRST_CALL_CONFIGS if n in {c.name for c in configs}]
+            if names:
+                print()
+                print_first_call(first_call(names))
 
     print()
     print(f"total {time.perf_counter() - started:.0f} s")

@@ -7,6 +7,7 @@ weighs a guide's draws against the model and estimates the evidence. ``autoguide
 """
 
 from ppl.infer import autoguide
+from ppl.infer.compiled import JitTrace_ELBO, JitTraceMeanField_ELBO
 
 # Not the function ``elbo``: that name stays the module ``ppl.infer.elbo``, as in Pyro.
 from ppl.infer.elbo import elbo_estimate, elbo_samples, kl_mc, mean_and_stderr
@@ -46,4 +47,6 @@ __all__ = [
     "SVI",
     "Trace_ELBO",
     "TraceMeanField_ELBO",
+    "JitTrace_ELBO",
+    "JitTraceMeanField_ELBO",
 ]

@@ -175,7 +175,9 @@ class SVI:
         the step.
 
         All or nothing: whatever fails, the params, the optimizer and the step count are
-        as before the step, and no gradient is left behind.
+        as before the step, and no gradient is left behind. An ELBO with an ``svi_step``
+        method (chapter 13's ``JitTrace_ELBO``) may take the whole step itself,
+        compiled; it returns None when the step is to run here, eagerly.
 
         Raises:
             FloatingPointError: the loss is NaN or infinite (the message names the step,
@@ -185,6 +187,12 @@ class SVI:
             RuntimeError: called from inside another SVI's step (see the class
                 docstring).
         """
+        svi_step = getattr(self._elbo, "svi_step", None)
+        if svi_step is not None:  # an ELBO that compiles the whole step (chapter 13)
+            loss = svi_step(self, args, kwargs)
+            if loss is not None:
+                self._steps_taken += 1
+                return loss
         with _not_nested("step"), trace(param_only=True) as param_capture:
             params = set()
             try:
