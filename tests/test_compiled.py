@@ -536,3 +536,53 @@ def test_adamw_compiles():
     svi = SVI(model, guide, AdamW({"lr": 0.05, "weight_decay": 0.1}), JitTrace_ELBO())
     _, caught = run_steps(svi, 3, data)
     assert caught == [] and len(compiled_steps(svi)) == 1
+
+
+def test_a_new_param_is_found_and_the_step_built_again():
+    use_offset = [False]
+
+    def model(x):
+        z = ppl.sample("z", dist.Normal(0.0, 1.0))
+        ppl.sample("x", dist.Normal(z, 1.0), obs=x)
+
+    def guide(x):
+        loc = ppl.param("loc", torch.tensor(0.0))
+        if use_offset[0]:  # a Python switch: the next capture reaches a new param
+            loc = loc + ppl.param("offset", torch.tensor(0.0))
+        ppl.sample("z", dist.Normal(loc, 1.0))
+
+    svi = SVI(model, guide, Adam({"lr": 0.05}), JitTrace_ELBO())
+    _, caught = run_steps(svi, 3, torch.tensor(1.0))
+    assert caught == []
+    use_offset[0] = True
+    _, caught = run_steps(svi, 4, torch.tensor(1.0))
+    assert len(caught) == 1 and "reached param(s) ['offset']" in caught[0]
+    (step,) = compiled_steps(svi)
+    assert step.flat.names == ["loc", "offset"]
+    assert ppl.param("offset").item() != 0.0  # trained
+
+
+def test_numbers_that_change_every_step_end_in_eager_steps():
+    model, guide, data = normal_mean_program()
+
+    def annealed_model(x, beta):
+        with ppl.handlers.scale(scale=beta):
+            model(x)
+
+    def annealed_guide(x, beta):
+        guide(x)
+
+    svi = SVI(annealed_model, annealed_guide, Adam({"lr": 0.01}), JitTrace_ELBO())
+    caught = []
+    for step in range(8):
+        caught += run_steps(svi, 1, data, 0.1 * (step + 1))[1]
+    changed = [w for w in caught if "arguments changed" in w]
+    assert len(changed) == 3 and "better passed as a tensor" in changed[0]
+    assert any("4 different shapes or argument values" in w for w in caught)
+    # as a tensor, the number is an input of one graph
+    ppl.clear_param_store()
+    svi = SVI(annealed_model, annealed_guide, Adam({"lr": 0.01}), JitTrace_ELBO())
+    caught = []
+    for step in range(8):
+        caught += run_steps(svi, 1, data, torch.tensor(0.1 * (step + 1)))[1]
+    assert caught == [] and len(compiled_steps(svi)) == 1

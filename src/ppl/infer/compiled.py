@@ -16,6 +16,7 @@ creates the params and the optimizer's state, with validation); a program the co
 cannot take whole runs eagerly, and a warning says why and where.
 """
 
+import itertools
 import linecache
 import math
 import os
@@ -25,7 +26,6 @@ import warnings
 import weakref
 
 import torch
-from torch._dynamo.utils import guard_failures
 from torch.distributions import Distribution
 
 from ppl.handlers import block as block_handler
@@ -66,7 +66,7 @@ class ParamInputs(Messenger):
 
 
 class NewParam(KeyError):
-    """A param that the compiled step has no input for."""
+    """A param that the compiled step has no input for (raised while capturing)."""
 
 
 class CompileFallback(Exception):
@@ -153,6 +153,10 @@ def optimizer_kind(optimizer: torch.optim.Optimizer, group: dict) -> str:
                 f"{type(optimizer).__name__} with {flag}=True has no compiled update"
             )
     return kind
+
+
+# How many signatures (shapes and argument values) one SVI's step is compiled for.
+MAX_SIGNATURES = 4
 
 
 def _signature(args: tuple, kwargs: dict) -> tuple:
@@ -310,27 +314,33 @@ def _contiguous_strides(shape) -> tuple[int, ...]:
 
 
 def compile_afresh(fn, **options):
-    """``torch.compile(fn, dynamic=False, **options)`` on a copy of ``fn``'s code.
+    """``torch.compile(fn, **options)`` on a copy of ``fn``'s code, under a new name.
 
-    torch.compile keeps its graphs per code object, and only a few per object: every
-    program compiled through one function would crowd the others out (and a number
-    that differs between them would turn symbolic). A copy of the code for each
-    compiled step keeps them apart. ``dynamic=False``: every shape and number is fixed
-    in the graph; a new shape is a new signature, which ``svi_step`` builds once.
+    torch.compile keeps its graphs per code object, and only a few per object; and it
+    remembers, by file, line and name, which numbers and shapes changed between calls,
+    to make them symbolic. Every program compiled through one function would crowd the
+    others out, and a number that differs between two programs would turn symbolic. A
+    copy of the code under a name of its own (``_step_1``, ``_step_2``, ...) for each
+    compiled step keeps them apart: each graph is compiled for fixed shapes and
+    numbers, and a new shape is a new signature, which ``svi_step`` builds once.
     """
     method = getattr(fn, "__self__", None)
     function = getattr(fn, "__func__", fn)
+    name = f"{function.__name__}_{next(_COPIES)}"
     copy = types.FunctionType(
-        function.__code__.replace(),
+        function.__code__.replace(co_name=name, co_qualname=name),
         function.__globals__,
-        function.__name__,
+        name,
         function.__defaults__,
         function.__closure__,
     )
     target = copy if method is None else types.MethodType(copy, method)
-    compiled = torch.compile(target, **{"dynamic": False, **options})
+    compiled = torch.compile(target, **options)
     compiled.code = copy.__code__
     return compiled
+
+
+_COPIES = itertools.count(1)  # numbers the copies' names
 
 
 class CompiledStep:
@@ -350,6 +360,9 @@ class CompiledStep:
             types.MethodType(CompiledStep._step, self), fullgraph=True, **options
         )
         self.code = self.step_fn.code  # torch.compile's key for its graphs
+        # torch's record of recompilations, by code object (torch.compile has loaded
+        # torch._dynamo by now; importing it with ppl would cost a second)
+        self.guard_failures = torch._dynamo.utils.guard_failures
         self.vectors = [block.vectors for block in flat.blocks]
         self.order = [i for block in flat.blocks for i in block.indices]
 
@@ -424,7 +437,7 @@ class CompiledStep:
                     rows, dtype=vector.dtype, device=vector.device
                 ).T
             scalars.append(block.scalars)
-        failures = guard_failures.get(self.code)
+        failures = self.guard_failures.get(self.code)
         recompiles = len(failures) if failures else 0
         validating = is_validation_enabled(), Distribution._validate_args
         enable_validation(False)  # as when the graph was captured
@@ -433,7 +446,7 @@ class CompiledStep:
         finally:
             enable_validation(validating[0])
             Distribution.set_default_validate_args(validating[1])
-        failures = guard_failures.get(self.code)
+        failures = self.guard_failures.get(self.code)
         reason = failures[-1] if failures and len(failures) > recompiles else ""
         loss = status[0]
         bad = [self.flat.names[i] for i, f in zip(self.order, status[1:]) if not f]
@@ -475,6 +488,17 @@ def _param_names(elbo, model, guide, args: tuple, kwargs: dict) -> tuple[list, l
         return names, [False] * len(names)
     grads = torch.autograd.grad(loss, leaves, allow_unused=True)
     return names, [g is not None for g in grads]
+
+
+def _new_params(elbo, svi, names: list[str], args: tuple, kwargs: dict) -> list:
+    # The params the programs reach now that the compiled step has no input for. A
+    # new param raises NewParam inside the graph's capture, where torch.compile turns
+    # it into an error of its own: so they are looked for here, outside it.
+    try:
+        now, _ = _param_names(elbo, svi.model, svi.guide, args, kwargs)
+    except Exception:  # the programs fail eagerly too: not a new param
+        return []
+    return [name for name in now if name not in names]
 
 
 def _where_it_failed(error: BaseException, model, guide, args, kwargs) -> str:
@@ -573,8 +597,10 @@ class CompiledELBO:
             self._warn(
                 ("stack", id(svi)),
                 f"JitTrace_ELBO: SVI.step runs eagerly while handlers are active "
-                f"around it ({handlers}): the compiled step would capture them once "
-                "and never run them again",
+                f"around it ({handlers}): the compiled step computes inside "
+                "torch.func's gradient transform, so a handler outside it would see "
+                "the transform's internal tensors (a trace would record them), and "
+                "the graph would depend on the handler stack",
             )
             return None
         try:
@@ -588,13 +614,24 @@ class CompiledELBO:
         state["last"] = signature
         step = steps.get(signature)
         if step is None:
+            if len(steps) >= MAX_SIGNATURES:
+                return self._fall_back(
+                    steps,
+                    signature,
+                    f"the step has been called with {MAX_SIGNATURES} different shapes "
+                    "or argument values, each compiled on its own; steps with new ones "
+                    "run eagerly (pass numbers that change from step to step as "
+                    "tensors)",
+                    key=("signatures", id(svi)),
+                )
             if last is not None and last != signature:
                 self._warn(
                     ("shape", id(svi), signature),
                     f"JitTrace_ELBO: the step's arguments changed from "
                     f"{_describe(last)} to {_describe(signature)}: the step is "
                     "compiled again for them (once; the first step with them runs "
-                    "eagerly)",
+                    "eagerly; a number that changes at every step is better passed "
+                    "as a tensor)",
                 )
             steps[signature] = "build"  # the eager step runs now; build at the next
             return None
@@ -624,16 +661,17 @@ class CompiledELBO:
             return None
         try:
             loss, bad, recompiled = step(args, kwargs)
-        except NewParam as error:
-            steps[signature] = "build"
-            self._warn(
-                ("new", id(svi), error.args[0]),
-                f"JitTrace_ELBO: the programs reached param {error.args[0]!r}, which "
-                "the compiled step has no input for: this step runs eagerly and the "
-                "next is compiled again",
-            )
-            return None
         except Exception as error:  # the compiler could not take the programs whole
+            new = _new_params(self, svi, step.flat.names, args, kwargs)
+            if new:  # or the programs took another path, to params it has no input for
+                steps[signature] = "build"
+                self._warn(
+                    ("new", id(svi), tuple(new)),
+                    f"JitTrace_ELBO: the programs reached param(s) {new}, which the "
+                    "compiled step has no input for: this step runs eagerly and the "
+                    "next is compiled again",
+                )
+                return None
             text = str(error).strip()
             reason = text.splitlines()[0] if text else type(error).__name__
             where = _where_it_failed(error, svi.model, svi.guide, args, kwargs)
@@ -690,10 +728,10 @@ class CompiledELBO:
             flat = state["flat"] = FlatParams(names, used, svi.optim)
         return CompiledStep(self, svi.model, svi.guide, flat, self._compile_options())
 
-    def _fall_back(self, steps: dict, signature: tuple, reason: str) -> None:
+    def _fall_back(self, steps: dict, signature: tuple, reason: str, key=None) -> None:
         steps[signature] = reason
         self._warn(
-            ("fallback", reason),
+            key or ("fallback", reason),
             "JitTrace_ELBO: the step cannot be compiled whole, so SVI.step runs "
             f"eagerly: {reason}",
         )
@@ -722,7 +760,7 @@ class CompiledELBO:
             return self.differentiable_loss(model, guide, *args, **kwargs).item()
 
     def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
-        """``loss``, and the gradient of ``differentiable_loss`` in the ``.grad``s.
+        """``loss``, and the gradient of ``differentiable_loss`` in the params' grads.
 
         While handlers are active (as in SVI's eager step), the eager ELBO's.
         """
@@ -740,11 +778,12 @@ class JitTrace_ELBO(CompiledELBO, Trace_ELBO):
 
     With ``SVI``, the whole step is one compiled graph (see ``CompiledELBO.svi_step``);
     ``differentiable_loss``, ``loss`` and ``loss_and_grads`` compile the loss alone.
-    Same arguments as ``Trace_ELBO``. Uniform and normal draws (``rand``, ``randn``,
-    ``bernoulli``) come from the compiler's own random number generator, seeded from
-    torch's: a seeded run repeats exactly, but those draws are not the eager ones, so
-    losses agree with ``Trace_ELBO`` in distribution, not draw by draw. (Draws the
-    compiler leaves to torch's kernels, such as Beta's and Gamma's, are torch's.)
+    Same arguments as ``Trace_ELBO``. The compiled step draws uniform and normal
+    numbers (``rand``, ``randn``, ``bernoulli``) with the compiler's own generator,
+    seeded from torch's at each call, and leaves other draws (Beta's, Gamma's) to
+    torch's kernels and generator, after that seed: a seeded run repeats exactly, but
+    its draws are not the eager ones, so losses agree with ``Trace_ELBO`` in
+    distribution, not draw by draw.
     """
 
 
