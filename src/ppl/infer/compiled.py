@@ -26,7 +26,6 @@ import warnings
 import weakref
 
 import torch
-from torch.distributions import Distribution
 
 from ppl.handlers import block as block_handler
 from ppl.handlers import replay, trace
@@ -34,13 +33,7 @@ from ppl.infer.trace_elbo import Trace_ELBO, TraceMeanField_ELBO
 from ppl.optim import ClippedAdamOptimizer
 from ppl.params import get_param_store
 from ppl.primitives import _store_module_param
-from ppl.runtime import (
-    Messenger,
-    enable_validation,
-    get_stack,
-    is_validation_enabled,
-    validation_enabled,
-)
+from ppl.runtime import Messenger, get_stack, validation_enabled
 
 
 class ParamInputs(Messenger):
@@ -179,16 +172,12 @@ def _signature(args: tuple, kwargs: dict) -> tuple:
 
 
 def _describe(signature: tuple) -> str:
+    # A signature as the warnings show it: (tensor[10], 0.5, beta=tensor[])
+    def one(entry):
+        return f"tensor{list(entry[1])}" if entry[0] == "tensor" else repr(entry[2])
+
     args, kwargs = signature
-    parts = [
-        f"tensor{list(shape)}" if kind == "tensor" else repr(value)
-        for kind, *rest in args
-        for shape, value in [(rest[0], rest[1])]
-    ]
-    parts += [
-        f"{k}=" + (f"tensor{list(v[1])}" if v[0] == "tensor" else repr(v[2]))
-        for k, v in kwargs
-    ]
+    parts = [one(a) for a in args] + [f"{k}={one(v)}" for k, v in kwargs]
     return "(" + ", ".join(parts) + ")"
 
 
@@ -298,19 +287,9 @@ def _flatten(tensors: list[torch.Tensor]) -> torch.Tensor:
         vector = torch.cat([t.detach().reshape(-1) for t in tensors])
         offset = 0
         for t in tensors:
-            t.set_(
-                vector.untyped_storage(), offset, t.shape, _contiguous_strides(t.shape)
-            )
+            t.set_(vector.untyped_storage(), offset, t.shape)  # contiguous strides
             offset += t.numel()
     return vector
-
-
-def _contiguous_strides(shape) -> tuple[int, ...]:
-    strides, step = [], 1
-    for size in reversed(shape):
-        strides.append(step)
-        step *= size
-    return tuple(reversed(strides))
 
 
 def compile_afresh(fn, **options):
@@ -439,13 +418,8 @@ class CompiledStep:
             scalars.append(block.scalars)
         failures = self.guard_failures.get(self.code)
         recompiles = len(failures) if failures else 0
-        validating = is_validation_enabled(), Distribution._validate_args
-        enable_validation(False)  # as when the graph was captured
-        try:
+        with validation_enabled(False):  # as when the graph was captured
             status = self.step_fn(self.vectors, scalars, args, kwargs).tolist()
-        finally:
-            enable_validation(validating[0])
-            Distribution.set_default_validate_args(validating[1])
         failures = self.guard_failures.get(self.code)
         reason = failures[-1] if failures and len(failures) > recompiles else ""
         loss = status[0]
